@@ -23,12 +23,16 @@ def test_failed_write_leaves_previous_file_and_no_temp(tmp_path: Path) -> None:
     path = tmp_path / "ckpt.pt"
     rio.save({"v": 1}, path)
 
-    class Boom(RuntimeError):
+    class BoomError(RuntimeError):
         pass
 
-    with pytest.raises(Boom), rio.atomic_write(path) as f:
-        f.write(b"partial bytes")
-        raise Boom
+    def write_then_fail() -> None:
+        with rio.atomic_write(path) as f:
+            f.write(b"partial bytes")
+            raise BoomError
+
+    with pytest.raises(BoomError):
+        write_then_fail()
     assert rio.load(path) == {"v": 1}
     assert sorted(os.listdir(tmp_path)) == ["ckpt.pt"]
 
