@@ -1,1 +1,64 @@
-"""Placeholder until the package lands."""
+"""Network blocks for RL: MLPs, pixel encoder, AvgL1Norm, SimNorm, two-hot/symlog, Q-ensembles,
+random-shift augmentation, target-network updates and initialisation."""
+
+from rl_nets.activations import ACTIVATION_NAMES, ActivationName, make_activation
+from rl_nets.augment import random_shift, sample_shifts, shift_images
+from rl_nets.encoders import PixelEncoder, conv_output_size
+from rl_nets.ensemble import (
+    EnsembleLayerNorm,
+    EnsembleLinear,
+    EnsembleMLP,
+    EnsembleReduction,
+    random_members,
+    reduce_ensemble,
+)
+from rl_nets.initialization import RELU_GAIN, InitScheme, init_weights
+from rl_nets.mlp import MLP, LayerNormPlacement
+from rl_nets.norms import AvgL1Norm, SimNorm, avg_l1_norm, simnorm
+from rl_nets.targets import (
+    BufferUpdate,
+    TargetMismatchError,
+    check_target_matches,
+    frozen_copy,
+    hard_update,
+    soft_update,
+)
+from rl_nets.twohot import TwoHot, TwoHotInterpolation, symexp, symlog
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ACTIVATION_NAMES",
+    "MLP",
+    "RELU_GAIN",
+    "ActivationName",
+    "AvgL1Norm",
+    "BufferUpdate",
+    "EnsembleLayerNorm",
+    "EnsembleLinear",
+    "EnsembleMLP",
+    "EnsembleReduction",
+    "InitScheme",
+    "LayerNormPlacement",
+    "PixelEncoder",
+    "SimNorm",
+    "TargetMismatchError",
+    "TwoHot",
+    "TwoHotInterpolation",
+    "avg_l1_norm",
+    "check_target_matches",
+    "conv_output_size",
+    "frozen_copy",
+    "hard_update",
+    "init_weights",
+    "make_activation",
+    "random_members",
+    "random_shift",
+    "reduce_ensemble",
+    "sample_shifts",
+    "shift_images",
+    "simnorm",
+    "soft_update",
+    "symexp",
+    "symlog",
+]
