@@ -1,0 +1,57 @@
+"""The registry of method subcommands.
+
+Adding a method: write ``rl_train/methods/<name>.py`` defining ``METHOD = Method(...)`` (a
+config dataclass with presets and a ``train(cfg)`` entry point that reads top to bottom), then
+add one line to :data:`METHODS`. Modules are imported only when their subcommand runs, so
+``rl-train --help``, ``plot`` and a method whose optional dependencies are missing do not pay
+for (or break on) the others.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from typing import Any
+
+from rl_train.method import Method, UsageError
+
+__all__ = ["METHODS", "MethodEntry", "load_method"]
+
+
+@dataclasses.dataclass(frozen=True)
+class MethodEntry:
+    """Where a subcommand's ``METHOD`` lives."""
+
+    module: str
+    """Module that defines ``METHOD``."""
+    summary: str
+    """One line for ``rl-train --help``."""
+    hidden: bool = False
+    """Left out of ``rl-train --help`` (developer subcommands)."""
+
+
+METHODS: dict[str, MethodEntry] = {
+    "mrq-drq": MethodEntry("rl_train.methods.mrq_drq", "MR.Q and DR.Q (continuous or discrete)"),
+    # Developer subcommand: the runtime's test agent (linear Q-learning), see rl_train.testing.
+    "tiny-q": MethodEntry("rl_train.testing", "linear Q-learning on a small chain", hidden=True),
+}
+"""Subcommand name -> entry. One line per method."""
+
+
+def load_method(name: str) -> Method[Any]:
+    """Import the module of subcommand ``name`` and return its ``METHOD``.
+
+    Raises:
+        UsageError: ``name`` is not a registered method.
+        TypeError: the module's ``METHOD`` is missing, not a Method, or has another name.
+    """
+    entry = METHODS.get(name)
+    if entry is None:
+        raise UsageError(f"unknown method {name!r}; methods: {', '.join(sorted(METHODS))}")
+    module = importlib.import_module(entry.module)
+    method = getattr(module, "METHOD", None)
+    if not isinstance(method, Method):
+        raise TypeError(f"{entry.module}.METHOD must be a rl_train.method.Method")
+    if method.name != name:
+        raise TypeError(f"{entry.module}.METHOD is named {method.name!r}, registered as {name!r}")
+    return method

@@ -1,0 +1,202 @@
+"""MR.Q and DR.Q (``rl-train mrq-drq``): model-based representations for Q-learning.
+
+The default preset, ``laptop``, is a small-width MR.Q on InvertedPendulum-v5 that learns within
+minutes on a CPU; ``gym``, ``dmc``, ``dmc-visual`` and ``atari`` are the paper's settings.
+``--algo drq`` applies DR.Q's changes (InfoNCE term, faded prioritised replay, its
+hyperparameters) to whichever preset is chosen.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+
+import torch
+from mrq_drq import MRQAgent, MRQConfig, check_spaces, make_buffer, make_env
+from mrq_drq import config as presets
+from rl_buffers import NStepBatch, SubTrajectoryBatch
+from torch import Tensor
+
+from rl_train.config import RunConfig, RunOptions
+from rl_train.loop import OffPolicyConfig, SeededReplay, train_off_policy
+from rl_train.method import Method
+from rl_train.run import open_run
+from rl_train.seeding import derive_seed
+
+__all__ = ["METHOD", "MRQTrainConfig", "train"]
+
+
+@dataclasses.dataclass(frozen=True)
+class MRQTrainConfig:
+    """rl-train mrq-drq: MR.Q, or DR.Q with --algo drq."""
+
+    env: str = "InvertedPendulum-v5"
+    """Environment id in the preset's suite (Gym id, DMC "domain-task", Atari game)."""
+    algo: Literal["mrq", "drq"] = "mrq"
+    """MR.Q, or DR.Q (the paper's changes applied on top of the preset)."""
+    drq_as_official_code: bool = False
+    """With --algo drq: also apply the official DR.Q code's unannounced changes (see the README)."""
+    agent: MRQConfig = dataclasses.field(default_factory=MRQConfig)
+    """Networks, losses, replay and schedule. schedule.total_steps/eval_* are not read here:
+    the run options (--total-steps, --eval-every, --eval-episodes) govern the run."""
+    run: RunOptions = dataclasses.field(default_factory=RunConfig)
+    """Seed, length, evaluation, logging and checkpoint options."""
+
+    def resolved(self) -> MRQConfig:
+        """The agent config this run trains: the preset's, on ``env``, made DR.Q if asked."""
+        cfg = dataclasses.replace(
+            self.agent, env=dataclasses.replace(self.agent.env, env_id=self.env)
+        )
+        if self.algo == "drq":
+            cfg = presets.drq(cfg, as_official_code=self.drq_as_official_code)
+        return cfg
+
+
+class _Round(NamedTuple):
+    """What one environment step's update needs, drawn by the trainer (never by the agent)."""
+
+    reward_scale: Tensor | None
+    """The buffer's mean |r| when a target sync is due, else None."""
+    encoder_batches: Iterator[SubTrajectoryBatch]
+    """The encoder burst after a sync (drawn one at a time), empty otherwise."""
+    rl_batch: NStepBatch
+    """The n-step batch of this step's value and policy update."""
+
+
+class _Learner:
+    """MR.Q's schedule as the loop's one ``update`` per environment step.
+
+    Every ``target_update_interval`` RL updates: hard target sync with the buffer's current
+    reward scale, then ``encoder_updates_per_sync`` encoder updates back to back; every step:
+    one value + policy update, whose TD errors become the sampled slots' LAP priorities.
+    """
+
+    def __init__(self, agent: MRQAgent, replay: SeededReplay) -> None:
+        self.agent = agent
+        self.replay = replay
+
+    def act(self, obs: Tensor, *, explore: bool) -> Tensor:
+        return torch.as_tensor(self.agent.act(obs, explore=explore))
+
+    def sample(self) -> _Round:
+        cfg, buffer, gen = self.agent.cfg, self.replay.buffer, self.replay.generator
+        batch = cfg.replay.batch_size
+        scale, burst = None, 0
+        if self.agent.sync_due:
+            scale, burst = (
+                torch.as_tensor(buffer.reward_scale()),
+                cfg.schedule.encoder_updates_per_sync,
+            )
+        # Encoder batches are drawn lazily, one per encoder update, so a pixel burst never
+        # holds 250 batches at once; the order of draws is the same as drawing them up front.
+        encoder_batches = (
+            buffer.sample_subtrajectory(batch, gen, horizon=cfg.encoder.horizon)
+            for _ in range(burst)
+        )
+        rl = buffer.sample_nstep(batch, gen, n=cfg.value.n_step, gamma=cfg.value.discount)
+        return _Round(scale, encoder_batches, rl)
+
+    def update(self, step: _Round, /) -> Mapping[str, Tensor]:
+        metrics: dict[str, Tensor] = {}
+        if step.reward_scale is not None:
+            self.agent.sync_targets(step.reward_scale)
+            sums: dict[str, Tensor] = {}
+            count = 0
+            for batch in step.encoder_batches:
+                for key, value in self.agent.update_encoder(batch).items():
+                    sums[key] = sums[key] + value if key in sums else value
+                count += 1
+            # Means over the burst (the agent's encoder metrics are already named encoder_*,
+            # dynamics_*, reward_*, done_*, infonce_*).
+            metrics.update({k: v / count for k, v in sums.items()})
+        rl_metrics, td_error = self.agent.update_rl(step.rl_batch)
+        self.replay.buffer.update_priority(step.rl_batch.indices, td_error)
+        metrics.update(rl_metrics)
+        return metrics
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.agent.state_dict()
+
+    def load_state_dict(self, state: Mapping[str, Any], /) -> None:
+        self.agent.load_state_dict(state)
+
+
+def train(cfg: MRQTrainConfig) -> Path:
+    """Train MR.Q / DR.Q as ``cfg`` says; returns the run directory."""
+    agent_cfg = cfg.resolved()
+    seed = cfg.run.seed
+    with (
+        open_run(METHOD.name, cfg) as run,
+        make_env(agent_cfg.env, seed=derive_seed(seed, "env")) as env,
+        make_env(agent_cfg.env, seed=derive_seed(seed, "eval_env"), evaluation=True) as eval_env,
+    ):
+        spec = check_spaces(env.observation_space, env.action_space)
+        agent = MRQAgent(agent_cfg, spec, device=run.device, seed=derive_seed(seed, "agent"))
+        # The buffer lives beside the networks; prioritised draws use the CPU sum tree, except
+        # on a GPU, where a full cumsum on the device is cheaper than moving indices back.
+        on_gpu = run.device.type == "cuda"
+        buffer = make_buffer(
+            agent_cfg,
+            spec,
+            device=run.device,
+            backend="scan" if on_gpu else "tree",
+            sampler_device=run.device if on_gpu else "cpu",
+        )
+        replay = SeededReplay(buffer, seed=derive_seed(seed, "replay"))
+        learner = _Learner(agent, replay)
+        schedule = agent_cfg.schedule
+        train_off_policy(
+            run,
+            env=env,
+            eval_env=eval_env,
+            agent=learner,
+            buffer=replay,
+            sample=learner.sample,
+            cfg=OffPolicyConfig(
+                batch_size=agent_cfg.replay.batch_size,
+                buffer_capacity=agent_cfg.replay.capacity,
+                random_steps=schedule.random_steps,
+                # As the official code: training starts once the random phase has filled the buffer.
+                learning_starts=schedule.random_steps,
+            ),
+        )
+        return run.dir
+
+
+def _preset(agent: MRQConfig, **run: Any) -> MRQTrainConfig:
+    s = agent.schedule
+    return MRQTrainConfig(
+        env=agent.env.env_id,
+        agent=agent,
+        run=RunConfig(
+            total_steps=s.total_steps,
+            eval_every=s.eval_interval,
+            eval_episodes=s.eval_episodes,
+            **run,
+        ),
+    )
+
+
+_LAPTOP = dataclasses.replace(
+    presets.tiny("InvertedPendulum-v5"),
+    schedule=dataclasses.replace(
+        presets.tiny().schedule, total_steps=5_000, eval_interval=1_000, eval_episodes=5
+    ),
+)
+
+METHOD = Method(
+    name="mrq-drq",
+    config_type=MRQTrainConfig,
+    presets={
+        # First = default: learns within minutes on a laptop CPU (small widths, not the paper's).
+        "laptop": _preset(_LAPTOP, log_every=500, checkpoint_every=2_500),
+        "gym": _preset(presets.gym()),
+        "dmc": _preset(presets.dmc()),
+        "dmc-visual": _preset(presets.dmc_visual(), checkpoint_every=100_000),
+        "atari": _preset(presets.atari(), checkpoint_every=250_000),
+    },
+    train=train,
+    description=(__doc__ or "").split("\n\n")[0],
+)

@@ -1,0 +1,91 @@
+"""Shared helpers: small tiny-q runs through the real command line, and their outputs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+torch.set_num_threads(1)
+
+# A run small enough for a test (~400 env steps) that still has every phase: random warm-up,
+# updates, several log entries, evaluations and checkpoints, and episodes cut by checkpoints.
+SMALL = (
+    "--total-steps", "400",
+    "--log-every", "50",
+    "--eval-every", "100",
+    "--eval-episodes", "3",
+    "--checkpoint-every", "100",
+    "--keep-checkpoints", "10",
+    "--loop.random-steps", "50",
+    "--loop.learning-starts", "50",
+    "--loop.update-every", "2",
+    "--torch-threads", "1",
+    "--quiet",
+    "--no-tensorboard",
+)  # fmt: skip
+
+
+@pytest.fixture
+def tiny_args(tmp_path: Path) -> Callable[..., list[str]]:
+    """``tiny_args(name, *overrides)``: argv for a small named tiny-q run under tmp_path."""
+
+    def make(name: str, *overrides: str) -> list[str]:
+        return ["tiny-q", "--root", str(tmp_path), "--name", name, *SMALL, *overrides]
+
+    return make
+
+
+def run_dir_of(root: Path, name: str, seed: int = 0) -> Path:
+    return root / "tiny-q" / "rltrain_Chain-v0" / f"{seed}-{name}"
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Callable[..., Path]:
+    """``run_dir(name, seed=0)``: the directory of a tiny-q run under tmp_path."""
+    return lambda name, seed=0: run_dir_of(tmp_path, name, seed)
+
+
+def metric_lines(run: Path) -> list[dict[str, Any]]:
+    """metrics.jsonl entries without the time/ keys (which differ between runs)."""
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    return [
+        {k: v for k, v in json.loads(line).items() if not k.startswith("time/")} for line in lines
+    ]
+
+
+@pytest.fixture
+def metrics() -> Callable[[Path], list[dict[str, Any]]]:
+    return metric_lines
+
+
+def assert_same_state(a: Any, b: Any, where: str = "state") -> None:
+    """Bitwise equality of nested checkpoint entries (tensors, arrays, numbers, containers)."""
+    import numpy as np
+
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor), where
+        assert a.dtype == b.dtype, where
+        assert a.shape == b.shape, where
+        assert torch.equal(a, b), where
+    elif isinstance(a, np.ndarray):
+        assert np.array_equal(a, b), where
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            assert_same_state(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, list | tuple):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_same_state(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, f"{where}: {a!r} != {b!r}"
+
+
+@pytest.fixture
+def same_state() -> Callable[..., None]:
+    return assert_same_state

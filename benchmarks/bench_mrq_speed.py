@@ -1,0 +1,456 @@
+"""MR.Q / DR.Q CPU speed at the paper's architecture on HalfCheetah-v5.
+
+Measures, per torch thread count:
+
+* ms per encoder update (batch 256, 5-step unroll) and ms per value + policy update, for
+  - ``baseline``: a plain-torch re-statement of the official MR.Q update written for this
+    benchmark (separate Q networks, ``F.layer_norm`` + activation, argmin two-hot, the policy
+    loss back-propagated into every network it touches, default AdamW, per-step action
+    embedding), i.e. the official algorithm's computation in eager PyTorch;
+  - ``ours_eager``: :class:`mrq_drq.MRQAgent` without ``torch.compile``;
+  - ``ours_compiled``: :class:`mrq_drq.MRQAgent` with ``compile=True``;
+* env steps/s of the full step schedule (act + env step + buffer add + sampling + a target sync
+  with 250 encoder updates every 250 steps + one value/policy update per step): measured
+  directly for the fastest of ours over ``--loop-steps`` steps (``loop_measured``), and, for
+  every variant, computed as ``1000 / (encoder_ms + rl_ms + overhead_ms)`` from the interleaved
+  update timings plus the per-step overhead (act, env, add, sampling, priority update) measured
+  in that loop (``env_steps_per_s_from_components``: the fair comparison, since the loop itself
+  cannot be interleaved with a baseline loop and other processes load the machine unevenly).
+
+Timings alternate baseline and candidates in rounds so that load from other processes hits both
+alike; medians are reported, wall-clock and process CPU time. The official implementation's
+numbers (measured with its own code on another machine, see the README) are quoted; the ratio
+against them mixes machines, the ratio against ``baseline`` does not.
+
+    uv run --no-sync python benchmarks/bench_mrq_speed.py                 # threads 1 and 2
+    uv run --no-sync python benchmarks/bench_mrq_speed.py --quick         # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+
+# A private inductor cache: compiled kernels of other processes sharing /tmp cannot race with (or
+# be truncated under) this run. Set before torch is imported.
+os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="inductor_bench_mrq_"))
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from mrq_drq import MRQAgent, MRQConfig, check_spaces, drq, gym, make_buffer, make_env
+from rl_buffers import NStepBatch, ReplayBuffer, SubTrajectoryBatch
+from rl_buffers.io import atomic_write
+from torch import Tensor, nn
+
+RESULTS = Path(__file__).parent / "results" / "mrq_speed.json"
+
+# Official MR.Q on CPU (HalfCheetah, batch 256), from the project's research notes / brief.
+OFFICIAL = {
+    1: {"encoder_ms": 155.0, "rl_ms": 116.0, "env_steps_per_s": 3.7},
+    2: {"encoder_ms": 80.0, "rl_ms": 69.0, "env_steps_per_s": 6.6},
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# Baseline: the official algorithm's update, restated in plain eager torch.
+# --------------------------------------------------------------------------------------------------
+
+
+def _init(module: nn.Module) -> None:
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.xavier_uniform_(m.weight, gain=nn.init.calculate_gain("relu"))
+            nn.init.zeros_(m.bias)
+
+
+class _ThreeLayer(nn.Module):
+    """Linear → LN → act → Linear → LN → act → Linear."""
+
+    def __init__(self, d_in: int, d_out: int, hidden: int, act: Callable[[Tensor], Tensor]):
+        super().__init__()
+        self.l1, self.l2, self.l3 = (
+            nn.Linear(d_in, hidden),
+            nn.Linear(hidden, hidden),
+            nn.Linear(hidden, d_out),
+        )
+        self.act = act
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.act(F.layer_norm(self.l1(x), (self.l1.out_features,)))
+        x = self.act(F.layer_norm(self.l2(x), (self.l2.out_features,)))
+        return self.l3(x)
+
+
+class _BaselineEncoder(nn.Module):
+    def __init__(self, obs_dim: int, action_dim: int, bins: int = 65, h: int = 512):
+        super().__init__()
+        self.zs_net = _ThreeLayer(obs_dim, 512, h, F.elu)
+        self.za = nn.Linear(action_dim, 256)
+        self.zsa = _ThreeLayer(512 + 256, 512, h, F.elu)
+        self.head = nn.Linear(512, 1 + 512 + bins)
+        _init(self)
+
+    def zs(self, obs: Tensor) -> Tensor:
+        return F.elu(F.layer_norm(self.zs_net(obs), (512,)))
+
+    def forward(self, zs: Tensor, action: Tensor) -> Tensor:
+        return self.zsa(torch.cat([zs, F.elu(self.za(action))], 1))
+
+    def model(self, zs: Tensor, action: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        out = self.head(self.forward(zs, action))
+        return out[:, :1], out[:, 1:513], out[:, 513:]
+
+
+class _BaselineQ(nn.Module):
+    def __init__(self, h: int = 512):
+        super().__init__()
+        self.body = _ThreeLayer(512, h, h, F.elu)
+        self.out = nn.Linear(h, 1)
+        _init(self)
+
+    def forward(self, zsa: Tensor) -> Tensor:
+        return self.out(F.elu(F.layer_norm(self.body(zsa), (self.out.in_features,))))
+
+
+class _BaselineValue(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.q1, self.q2 = _BaselineQ(), _BaselineQ()
+
+    def forward(self, zsa: Tensor) -> Tensor:
+        return torch.cat([self.q1(zsa), self.q2(zsa)], 1)
+
+
+class _BaselinePolicy(nn.Module):
+    def __init__(self, action_dim: int) -> None:
+        super().__init__()
+        self.net = _ThreeLayer(512, action_dim, 512, F.relu)
+        _init(self)
+
+    def forward(self, zs: Tensor) -> tuple[Tensor, Tensor]:
+        pre = self.net(zs)
+        return torch.tanh(pre), pre
+
+
+class BaselineMRQ:
+    """The official MR.Q update, restated (continuous actions, vector observations)."""
+
+    def __init__(self, obs_dim: int, action_dim: int, seed: int = 0) -> None:
+        torch.manual_seed(seed)
+        self.encoder = _BaselineEncoder(obs_dim, action_dim)
+        self.value = _BaselineValue()
+        self.policy = _BaselinePolicy(action_dim)
+        self.encoder_target = copy.deepcopy(self.encoder)
+        self.value_target = copy.deepcopy(self.value)
+        self.policy_target = copy.deepcopy(self.policy)
+        self.enc_opt = torch.optim.AdamW(self.encoder.parameters(), lr=1e-4, weight_decay=1e-4)
+        self.value_opt = torch.optim.AdamW(self.value.parameters(), lr=3e-4, weight_decay=1e-4)
+        self.policy_opt = torch.optim.AdamW(self.policy.parameters(), lr=3e-4, weight_decay=1e-4)
+        grid = torch.linspace(-10, 10, 65)
+        self.bins = torch.sign(grid) * (grid.abs().exp() - 1)
+        self.reward_scale, self.target_reward_scale = 1.0, 1.0
+
+    def _two_hot(self, x: Tensor) -> Tensor:  # x: (B, 1)
+        diff = x - self.bins.reshape(1, -1)
+        diff = diff - 1e8 * (torch.sign(diff) - 1)
+        ind = torch.argmin(diff, 1, keepdim=True)
+        lower = self.bins[ind]
+        upper = self.bins[(ind + 1).clamp(0, 64)]
+        weight = (x - lower) / (upper - lower)
+        out = torch.zeros(x.shape[0], 65)
+        out.scatter_(1, ind, 1 - weight)
+        out.scatter_(1, (ind + 1).clamp(0, 64), weight)
+        return out
+
+    def update_encoder(self, obs: Tensor, action: Tensor, reward: Tensor, not_done: Tensor) -> None:
+        # obs (B, H+1, D), action (B, H, A), reward / not_done (B, H)
+        batch, horizon = reward.shape
+        with torch.no_grad():
+            target = self.encoder_target.zs(obs[:, 1:].reshape(batch * horizon, -1)).reshape(
+                batch, horizon, -1
+            )
+        zs = self.encoder.zs(obs[:, 0])
+        prev_not_done: Tensor | float = 1.0
+        loss: Tensor | float = 0.0
+        for i in range(horizon):
+            done, zs, logits = self.encoder.model(zs, action[:, i])
+            dyn = (F.mse_loss(zs, target[:, i], reduction="none") * prev_not_done).mean()
+            ce = -(self._two_hot(reward[:, i : i + 1]) * F.log_softmax(logits, -1)).sum(
+                -1, keepdim=True
+            )
+            rew = (ce * prev_not_done).mean()
+            done_l = (
+                F.mse_loss(done, 1.0 - not_done[:, i : i + 1], reduction="none") * prev_not_done
+            ).mean()
+            loss = loss + dyn + 0.1 * rew + 0.1 * done_l
+            prev_not_done = not_done[:, i : i + 1] * prev_not_done
+        assert isinstance(loss, Tensor)
+        self.enc_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.enc_opt.step()
+
+    def update_rl(
+        self, obs: Tensor, action: Tensor, returns: Tensor, discount: Tensor, next_obs: Tensor
+    ) -> Tensor:
+        with torch.no_grad():
+            next_zs = self.encoder_target.zs(next_obs)
+            noise = (torch.randn_like(action) * 0.2).clamp(-0.3, 0.3)
+            next_action = (self.policy_target(next_zs)[0] + noise).clamp(-1, 1)
+            next_q = self.value_target(self.encoder_target(next_zs, next_action)).min(
+                1, keepdim=True
+            )[0]
+            target = (
+                returns[:, None] + discount[:, None] * next_q * self.target_reward_scale
+            ) / self.reward_scale
+            zs = self.encoder.zs(obs)
+            zsa = self.encoder(zs, action)
+        q = self.value(zsa)
+        value_loss = F.smooth_l1_loss(q, target.expand(-1, 2))
+        self.value_opt.zero_grad(set_to_none=True)
+        value_loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.value.parameters(), 20.0)
+        self.value_opt.step()
+        policy_action, pre = self.policy(zs)
+        q_pi = self.value(self.encoder(zs, policy_action))
+        policy_loss = -q_pi.mean() + 1e-5 * pre.pow(2).mean()
+        self.policy_opt.zero_grad(set_to_none=True)
+        policy_loss.backward()
+        self.policy_opt.step()
+        return (q - target).abs().max(1).values
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+def _fill(cfg: MRQConfig, steps: int, seed: int = 0) -> tuple[ReplayBuffer, Any]:
+    env = make_env(cfg.env, seed=seed)
+    spec = check_spaces(env.observation_space, env.action_space)
+    buf = make_buffer(cfg, spec)
+    obs, _ = env.reset(seed=seed)
+    for _ in range(steps):
+        action = env.action_space.sample()
+        nxt, reward, terminated, truncated, _ = env.step(action)
+        buf.add(obs, action, float(reward), nxt, terminated, truncated)
+        obs = nxt
+        if terminated or truncated:
+            obs, _ = env.reset()
+    return buf, spec
+
+
+def _time(fn: Callable[[], object], repeats: int) -> tuple[list[float], list[float]]:
+    """Wall-clock and process-CPU milliseconds of each of ``repeats`` calls."""
+    wall, cpu = [], []
+    for _ in range(repeats):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        fn()
+        wall.append((time.perf_counter() - start) * 1e3)
+        cpu.append((time.process_time() - start_cpu) * 1e3)
+    return wall, cpu
+
+
+def components(
+    cfg: MRQConfig, buf: ReplayBuffer, spec: Any, rounds: int, repeats: int
+) -> dict[str, dict[str, float]]:
+    """Median ms per encoder update and per value+policy update for baseline and ours."""
+    gen = torch.Generator().manual_seed(0)
+    enc_batches: list[SubTrajectoryBatch] = [
+        buf.sample_subtrajectory(256, gen, horizon=5) for _ in range(4)
+    ]
+    rl_batches: list[NStepBatch] = [buf.sample_nstep(256, gen, n=3, gamma=0.99) for _ in range(4)]
+    baseline = BaselineMRQ(spec.obs_shape[0], spec.action_dim)
+    agents = {
+        "ours_eager": MRQAgent(cfg, spec, seed=0),
+        "ours_compiled": MRQAgent(cfg, spec, seed=0, compile=True),
+    }
+    for agent in agents.values():
+        agent.sync_targets(buf.reward_scale())
+
+    counter = {"i": 0}
+
+    def pick(batches: list[Any]) -> Any:
+        counter["i"] += 1
+        return batches[counter["i"] % len(batches)]
+
+    def base_enc() -> None:
+        b = pick(enc_batches)
+        baseline.update_encoder(b.obs, b.action, b.reward, b.not_done)
+
+    def base_rl() -> None:
+        b = pick(rl_batches)
+        baseline.update_rl(
+            b.obs, b.action, b.returns, b.discount * b.bootstrap_not_done, b.bootstrap_obs
+        )
+
+    fns: dict[str, dict[str, Callable[[], object]]] = {
+        "baseline": {"encoder_ms": base_enc, "rl_ms": base_rl},
+    }
+    for name, agent in agents.items():
+        fns[name] = {
+            "encoder_ms": lambda a=agent: a.update_encoder(pick(enc_batches)),
+            "rl_ms": lambda a=agent: a.update_rl(pick(rl_batches)),
+        }
+    # Warm-up (compilation happens here).
+    for per in fns.values():
+        for fn in per.values():
+            for _ in range(3):
+                fn()
+    keys = ("encoder_ms", "rl_ms", "encoder_cpu_ms", "rl_cpu_ms")
+    times: dict[str, dict[str, list[float]]] = {n: {k: [] for k in keys} for n in fns}
+    for _ in range(rounds):
+        for name, per in fns.items():
+            for what, fn in per.items():
+                wall, cpu = _time(fn, repeats)
+                times[name][what] += wall
+                times[name][what.replace("_ms", "_cpu_ms")] += cpu
+    return {
+        name: {what: round(statistics.median(v), 2) for what, v in per.items()}
+        for name, per in times.items()
+    }
+
+
+def full_loop(cfg: MRQConfig, steps: int, compile: bool, seed: int = 0) -> dict[str, float]:
+    """Env steps/s of the full schedule over ``steps`` steps (starting with a sync + burst)."""
+    env = make_env(cfg.env, seed=seed)
+    spec = check_spaces(env.observation_space, env.action_space)
+    buf = make_buffer(cfg, spec)
+    agent = MRQAgent(cfg, spec, seed=seed, compile=compile)
+    gen = torch.Generator().manual_seed(seed)
+    obs, _ = env.reset(seed=seed)
+    warm = cfg.schedule.random_steps
+    for _ in range(warm):
+        action = env.action_space.sample()
+        nxt, reward, terminated, truncated, _ = env.step(action)
+        buf.add(obs, action, float(reward), nxt, terminated, truncated)
+        obs = nxt
+        if terminated or truncated:
+            obs, _ = env.reset()
+    if compile:  # compile outside the timed region
+        agent.update_encoder(buf.sample_subtrajectory(256, gen, horizon=5))
+        agent.update_rl(buf.sample_nstep(256, gen, n=3, gamma=0.99))
+        agent.training_steps = 0
+    overhead = 0.0
+    start = time.perf_counter()
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        action = agent.act(obs, explore=True)
+        nxt, reward, terminated, truncated, _ = env.step(action)
+        buf.add(obs, action, float(reward), nxt, terminated, truncated)
+        obs = nxt
+        if terminated or truncated:
+            obs, _ = env.reset()
+        overhead += time.perf_counter() - t0
+        if agent.sync_due:
+            agent.sync_targets(buf.reward_scale())
+            for _ in range(cfg.schedule.encoder_updates_per_sync):
+                t0 = time.perf_counter()
+                batch = buf.sample_subtrajectory(256, gen, horizon=5)
+                overhead += time.perf_counter() - t0
+                agent.update_encoder(batch)
+        t0 = time.perf_counter()
+        rl_batch = buf.sample_nstep(256, gen, n=3, gamma=0.99)
+        overhead += time.perf_counter() - t0
+        _, td = agent.update_rl(rl_batch)
+        t0 = time.perf_counter()
+        buf.update_priority(rl_batch.indices, td)
+        overhead += time.perf_counter() - t0
+    elapsed = time.perf_counter() - start
+    return {
+        "steps": steps,
+        "seconds": round(elapsed, 1),
+        "env_steps_per_s": round(steps / elapsed, 3),
+        "overhead_ms_per_step": round(overhead / steps * 1e3, 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--loop-steps", type=int, default=250)
+    parser.add_argument("--fill", type=int, default=10_000, help="random transitions in the buffer")
+    parser.add_argument("--algorithm", choices=["mrq", "drq"], default="mrq")
+    parser.add_argument("--quick", action="store_true", help="tiny counts: a smoke run")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    if args.quick:
+        args.rounds, args.repeats, args.loop_steps, args.fill = 1, 1, 10, 1_000
+
+    cfg = gym("HalfCheetah-v5")
+    if args.algorithm == "drq":
+        cfg = drq(cfg)
+    cfg = MRQConfig.from_dict(
+        {**cfg.to_dict(), "schedule": {**cfg.to_dict()["schedule"], "random_steps": args.fill}}  # type: ignore[dict-item]
+    )
+    buf, spec = _fill(cfg, args.fill)
+    results: dict[str, Any] = {
+        "benchmark": "mrq_speed",
+        "algorithm": args.algorithm,
+        "env": "HalfCheetah-v5",
+        "architecture": "paper (zs/zsa 512, za 256, hidden 512, 65 bins), batch 256, horizon 5, 3-step",
+        "torch": torch.__version__,
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "load_average_at_start": os.getloadavg(),
+        "baseline": "plain-torch re-statement of the official MR.Q update (this file, BaselineMRQ)",
+        "official_reference": OFFICIAL,
+        "by_threads": {},
+    }
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        comp = components(cfg, buf, spec, args.rounds, args.repeats)
+        best = min(
+            ("ours_eager", "ours_compiled"),
+            key=lambda n: comp[n]["encoder_ms"] + comp[n]["rl_ms"],
+        )
+        loop = full_loop(cfg, args.loop_steps, compile=best == "ours_compiled")
+        overhead = loop["overhead_ms_per_step"]
+        # Amortised schedule: one encoder update + one value/policy update + act/env/add/sampling
+        # per env step; the same overhead for everyone, update times from the interleaved rounds.
+        rates = {
+            name: round(1e3 / (c["encoder_ms"] + c["rl_ms"] + overhead), 3)
+            for name, c in comp.items()
+        }
+        entry: dict[str, Any] = {
+            "threads": threads,
+            "components_ms": comp,
+            "env_steps_per_s_from_components": rates,
+            "loop_measured": {"config": best, **loop},
+            "speedup_vs_baseline": {
+                "encoder": round(comp["baseline"]["encoder_ms"] / comp[best]["encoder_ms"], 3),
+                "rl": round(comp["baseline"]["rl_ms"] / comp[best]["rl_ms"], 3),
+                "env_steps_per_s": round(rates[best] / rates["baseline"], 3),
+            },
+        }
+        if threads in OFFICIAL:
+            off = OFFICIAL[threads]
+            entry["vs_official_numbers_other_machine"] = {
+                "baseline_encoder_over_official": round(
+                    comp["baseline"]["encoder_ms"] / off["encoder_ms"], 3
+                ),
+                "baseline_rl_over_official": round(comp["baseline"]["rl_ms"] / off["rl_ms"], 3),
+                "ours_env_steps_per_s_over_official": round(
+                    rates[best] / off["env_steps_per_s"], 3
+                ),
+            }
+        results["by_threads"][str(threads)] = entry
+        print(json.dumps(entry, indent=2), flush=True)
+    results["load_average_at_end"] = os.getloadavg()
+    if not args.quick:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(args.out, "w") as f:
+            json.dump(results, f, indent=2)
+        print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""MR.Q and DR.Q: model-based representations for Q-learning, and its debiased variant.
+
+* :mod:`mrq_drq.config`: frozen configs and presets (``gym``, ``dmc``, ``dmc_visual``, ``atari``,
+  ``tiny``; :func:`~mrq_drq.config.drq` turns any of them into DR.Q).
+* :mod:`mrq_drq.envs`: environment construction and preprocessing, space checks.
+* :mod:`mrq_drq.networks`: encoder, policy, twin Q heads.
+* :mod:`mrq_drq.losses`: the losses as pure functions.
+* :mod:`mrq_drq.agent`: :class:`MRQAgent` (acting, the three updates, target sync, checkpoints).
+* :mod:`mrq_drq.replay`: the ``rl_buffers.ReplayBuffer`` the agent samples from.
+"""
+
+from mrq_drq.agent import MRQAgent
+from mrq_drq.config import (
+    PRESETS,
+    EncoderConfig,
+    EnvConfig,
+    MRQConfig,
+    PolicyConfig,
+    ReplayConfig,
+    ScheduleConfig,
+    ValueConfig,
+    atari,
+    dmc,
+    dmc_visual,
+    drq,
+    gym,
+    tiny,
+)
+from mrq_drq.envs import EnvSpec, UnsupportedSpaceError, check_spaces, make_env
+from mrq_drq.replay import make_buffer, make_sampler, transition_spec
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "PRESETS",
+    "EncoderConfig",
+    "EnvConfig",
+    "EnvSpec",
+    "MRQAgent",
+    "MRQConfig",
+    "PolicyConfig",
+    "ReplayConfig",
+    "ScheduleConfig",
+    "UnsupportedSpaceError",
+    "ValueConfig",
+    "atari",
+    "check_spaces",
+    "dmc",
+    "dmc_visual",
+    "drq",
+    "gym",
+    "make_buffer",
+    "make_env",
+    "make_sampler",
+    "tiny",
+    "transition_spec",
+]

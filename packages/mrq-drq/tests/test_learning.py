@@ -1,0 +1,81 @@
+"""Learning: the small ``tiny`` preset beats a random policy on InvertedPendulum-v5 (CPU, ~1 min)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium
+import numpy as np
+import pytest
+import torch
+from mrq_drq import MRQAgent, check_spaces, drq, make_buffer, make_env, tiny
+
+
+def _evaluate(env: gymnasium.Env[Any, Any], policy, episodes: int, seed: int) -> float:
+    returns = []
+    for i in range(episodes):
+        obs, _ = env.reset(seed=seed + i)
+        total, done = 0.0, False
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(policy(obs))
+            total += float(reward)
+            done = terminated or truncated
+        returns.append(total)
+    return float(np.mean(returns))
+
+
+def _train(algorithm: str, steps: int) -> tuple[float, float]:
+    """Train with the package API and rl-buffers; return (agent's, random policy's) eval return."""
+    cfg = tiny("InvertedPendulum-v5")
+    if algorithm == "drq":
+        cfg = drq(cfg)
+    env = make_env(cfg.env, seed=0)
+    eval_env = make_env(cfg.env, seed=100)
+    spec = check_spaces(env.observation_space, env.action_space)
+    agent = MRQAgent(cfg, spec, seed=0)
+    buffer = make_buffer(cfg, spec)
+    gen = torch.Generator().manual_seed(0)
+
+    obs, _ = env.reset(seed=0)
+    for t in range(steps):
+        if t < cfg.schedule.random_steps:
+            action = env.action_space.sample()
+        else:
+            action = agent.act(obs, explore=True)
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        buffer.add(obs, action, float(reward), next_obs, terminated, truncated)
+        obs = next_obs
+        if terminated or truncated:
+            obs, _ = env.reset()
+        if t < cfg.schedule.random_steps:
+            continue
+        if agent.sync_due:
+            agent.sync_targets(buffer.reward_scale())
+            for _ in range(cfg.schedule.encoder_updates_per_sync):
+                agent.update_encoder(
+                    buffer.sample_subtrajectory(
+                        cfg.replay.batch_size, gen, horizon=cfg.encoder.horizon
+                    )
+                )
+        batch = buffer.sample_nstep(
+            cfg.replay.batch_size, gen, n=cfg.value.n_step, gamma=cfg.value.discount
+        )
+        _, td_error = agent.update_rl(batch)
+        buffer.update_priority(batch.indices, td_error)
+
+    trained = _evaluate(eval_env, lambda o: agent.act(o, explore=False), 5, seed=100)
+    random = _evaluate(eval_env, lambda o: eval_env.action_space.sample(), 5, seed=100)
+    return trained, random
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algorithm", ["mrq", "drq"])
+def test_tiny_preset_learns_inverted_pendulum(algorithm: str):
+    torch.set_num_threads(1)
+    trained, random = _train(algorithm, steps=1500)
+    print(f"{algorithm}: trained {trained:.1f}, random {random:.1f}")
+    # A random policy keeps the pole up for ~5-10 steps; after 1,250 updates the agent holds it
+    # several times longer (a fully solved task scores 1000).
+    assert random < 15.0
+    assert trained > 4 * random, (trained, random)
+    assert trained > 30.0, (trained, random)
