@@ -19,6 +19,7 @@ what a user gets:
 from __future__ import annotations
 
 import pathlib
+import re
 import tomllib
 
 import nox
@@ -80,7 +81,14 @@ def slow(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff format --check and ruff check over the whole tree."""
+    """ruff format --check and ruff check over the whole tree; the CI matrix lists every member."""
+    workflow = (ROOT / ".github" / "workflows" / "ci.yml").read_text()
+    match = re.search(r"member: \[(.*?)\]", workflow)
+    listed = sorted(m.strip() for m in match.group(1).split(",")) if match else []
+    if listed != sorted(MEMBERS):
+        session.error(
+            f".github/workflows/ci.yml matrix lists {listed}, members are {sorted(MEMBERS)}"
+        )
     _sync(session, "--only-group", "dev")
     session.run("ruff", "format", "--check", ".")
     session.run("ruff", "check", ".")
