@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from mrq_drq import PRESETS, MRQAgent, MRQConfig, check_spaces, drq, make_buffer, make_env
 from mrq_drq.config import atari, dmc, dmc_visual, gym, tiny
+from mrq_drq.schedule import training_step
 from rl_buffers.io import atomic_write
 
 RESULTS = Path(__file__).parent / "results"
@@ -65,19 +66,7 @@ def run(cfg: MRQConfig, steps: int, eval_interval: int, episodes: int, seed: int
         if terminated or truncated:
             obs, _ = env.reset()
         if t > cfg.schedule.random_steps:
-            if agent.sync_due:
-                agent.sync_targets(buffer.reward_scale())
-                for _ in range(cfg.schedule.encoder_updates_per_sync):
-                    agent.update_encoder(
-                        buffer.sample_subtrajectory(
-                            cfg.replay.batch_size, gen, horizon=cfg.encoder.horizon
-                        )
-                    )
-            batch = buffer.sample_nstep(
-                cfg.replay.batch_size, gen, n=cfg.value.n_step, gamma=cfg.value.discount
-            )
-            _, td_error = agent.update_rl(batch)
-            buffer.update_priority(batch.indices, td_error)
+            training_step(agent, buffer, gen)
         if t % eval_interval == 0:
             score = evaluate(cfg, lambda e, o: agent.act(o, explore=False), episodes, 10_000 + seed)
             curve.append((t, score))

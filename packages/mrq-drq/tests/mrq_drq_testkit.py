@@ -10,6 +10,7 @@ from mrq_drq.agent import MRQAgent
 from mrq_drq.config import MRQConfig, drq, tiny
 from mrq_drq.envs import EnvSpec
 from mrq_drq.replay import make_buffer
+from mrq_drq.schedule import training_step
 from rl_buffers import ReplayBuffer
 
 
@@ -93,22 +94,9 @@ def rl_batch(cfg: MRQConfig, buf: ReplayBuffer, seed: int = 0):
 
 def train_steps(agent: MRQAgent, buf: ReplayBuffer, steps: int, seed: int = 0) -> None:
     """Run ``steps`` training steps of the full schedule on a fixed buffer."""
-    cfg = agent.cfg
     gen = torch.Generator().manual_seed(seed)
     for _ in range(steps):
-        if agent.sync_due:
-            agent.sync_targets(buf.reward_scale())
-            for _ in range(cfg.schedule.encoder_updates_per_sync):
-                agent.update_encoder(
-                    buf.sample_subtrajectory(
-                        cfg.replay.batch_size, gen, horizon=cfg.encoder.horizon
-                    )
-                )
-        batch = buf.sample_nstep(
-            cfg.replay.batch_size, gen, n=cfg.value.n_step, gamma=cfg.value.discount
-        )
-        _, td = agent.update_rl(batch)
-        buf.update_priority(batch.indices, td)
+        training_step(agent, buf, gen)
 
 
 def params(module: torch.nn.Module) -> dict[str, torch.Tensor]:

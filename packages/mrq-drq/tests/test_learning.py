@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from mrq_drq import MRQAgent, check_spaces, drq, make_buffer, make_env, tiny
+from mrq_drq.schedule import training_step
 
 
 def _evaluate(env: gymnasium.Env[Any, Any], policy, episodes: int, seed: int) -> float:
@@ -49,19 +50,7 @@ def _train(algorithm: str, steps: int) -> tuple[float, float]:
             obs, _ = env.reset()
         if t < cfg.schedule.random_steps:
             continue
-        if agent.sync_due:
-            agent.sync_targets(buffer.reward_scale())
-            for _ in range(cfg.schedule.encoder_updates_per_sync):
-                agent.update_encoder(
-                    buffer.sample_subtrajectory(
-                        cfg.replay.batch_size, gen, horizon=cfg.encoder.horizon
-                    )
-                )
-        batch = buffer.sample_nstep(
-            cfg.replay.batch_size, gen, n=cfg.value.n_step, gamma=cfg.value.discount
-        )
-        _, td_error = agent.update_rl(batch)
-        buffer.update_priority(batch.indices, td_error)
+        training_step(agent, buffer, gen)
 
     trained = _evaluate(eval_env, lambda o: agent.act(o, explore=False), 5, seed=100)
     random = _evaluate(eval_env, lambda o: eval_env.action_space.sample(), 5, seed=100)

@@ -7,6 +7,7 @@
 * :mod:`mrq_drq.losses`: the losses as pure functions.
 * :mod:`mrq_drq.agent`: :class:`MRQAgent` (acting, the three updates, target sync, checkpoints).
 * :mod:`mrq_drq.replay`: the ``rl_buffers.ReplayBuffer`` the agent samples from.
+* :mod:`mrq_drq.schedule`: the per-step schedule (sync, encoder burst, RL update, priorities).
 """
 
 from mrq_drq.agent import MRQAgent
@@ -28,6 +29,7 @@ from mrq_drq.config import (
 )
 from mrq_drq.envs import EnvSpec, UnsupportedSpaceError, check_spaces, make_env
 from mrq_drq.replay import make_buffer, make_sampler, transition_spec
+from mrq_drq.schedule import TrainingRound, apply_round, draw_round, training_step
 
 __version__ = "0.1.0"
 
@@ -41,17 +43,21 @@ __all__ = [
     "PolicyConfig",
     "ReplayConfig",
     "ScheduleConfig",
+    "TrainingRound",
     "UnsupportedSpaceError",
     "ValueConfig",
+    "apply_round",
     "atari",
     "check_spaces",
     "dmc",
     "dmc_visual",
+    "draw_round",
     "drq",
     "gym",
     "make_buffer",
     "make_env",
     "make_sampler",
     "tiny",
+    "training_step",
     "transition_spec",
 ]

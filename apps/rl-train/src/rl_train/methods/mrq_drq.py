@@ -9,14 +9,14 @@ hyperparameters) to whichever preset is chosen.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 import torch
 from mrq_drq import MRQAgent, MRQConfig, check_spaces, make_buffer, make_env
 from mrq_drq import config as presets
-from rl_buffers import NStepBatch, SubTrajectoryBatch
+from mrq_drq.schedule import TrainingRound, apply_round, draw_round
 from torch import Tensor
 
 from rl_train.config import RunConfig, RunOptions
@@ -54,24 +54,9 @@ class MRQTrainConfig:
         return cfg
 
 
-class _Round(NamedTuple):
-    """What one environment step's update needs, drawn by the trainer (never by the agent)."""
-
-    reward_scale: Tensor | None
-    """The buffer's mean |r| when a target sync is due, else None."""
-    encoder_batches: Iterator[SubTrajectoryBatch]
-    """The encoder burst after a sync (drawn one at a time), empty otherwise."""
-    rl_batch: NStepBatch
-    """The n-step batch of this step's value and policy update."""
-
-
 class _Learner:
-    """MR.Q's schedule as the loop's one ``update`` per environment step.
-
-    Every ``target_update_interval`` RL updates: hard target sync with the buffer's current
-    reward scale, then ``encoder_updates_per_sync`` encoder updates back to back; every step:
-    one value + policy update, whose TD errors become the sampled slots' LAP priorities.
-    """
+    """The agent as the loop sees it: MR.Q's schedule (:mod:`mrq_drq.schedule`) as one update
+    per environment step, its batches drawn by the trainer's ``sample``, never by the agent."""
 
     def __init__(self, agent: MRQAgent, replay: SeededReplay) -> None:
         self.agent = agent
@@ -80,41 +65,13 @@ class _Learner:
     def act(self, obs: Tensor, *, explore: bool) -> Tensor:
         return torch.as_tensor(self.agent.act(obs, explore=explore))
 
-    def sample(self) -> _Round:
-        cfg, buffer, gen = self.agent.cfg, self.replay.buffer, self.replay.generator
-        batch = cfg.replay.batch_size
-        scale, burst = None, 0
-        if self.agent.sync_due:
-            scale, burst = (
-                torch.as_tensor(buffer.reward_scale()),
-                cfg.schedule.encoder_updates_per_sync,
-            )
-        # Encoder batches are drawn lazily, one per encoder update, so a pixel burst never
-        # holds 250 batches at once; the order of draws is the same as drawing them up front.
-        encoder_batches = (
-            buffer.sample_subtrajectory(batch, gen, horizon=cfg.encoder.horizon)
-            for _ in range(burst)
-        )
-        rl = buffer.sample_nstep(batch, gen, n=cfg.value.n_step, gamma=cfg.value.discount)
-        return _Round(scale, encoder_batches, rl)
+    def sample(self) -> TrainingRound:
+        return draw_round(self.agent, self.replay.buffer, self.replay.generator)
 
-    def update(self, step: _Round, /) -> Mapping[str, Tensor]:
-        metrics: dict[str, Tensor] = {}
-        if step.reward_scale is not None:
-            self.agent.sync_targets(step.reward_scale)
-            sums: dict[str, Tensor] = {}
-            count = 0
-            for batch in step.encoder_batches:
-                for key, value in self.agent.update_encoder(batch).items():
-                    sums[key] = sums[key] + value if key in sums else value
-                count += 1
-            # Means over the burst (the agent's encoder metrics are already named encoder_*,
-            # dynamics_*, reward_*, done_*, infonce_*).
-            metrics.update({k: v / count for k, v in sums.items()})
-        rl_metrics, td_error = self.agent.update_rl(step.rl_batch)
-        self.replay.buffer.update_priority(step.rl_batch.indices, td_error)
-        metrics.update(rl_metrics)
-        return metrics
+    def update(self, batches: TrainingRound, /) -> Mapping[str, Tensor]:
+        # Encoder metrics are means over the burst; the agent names them encoder_*, dynamics_*,
+        # reward_*, done_*, infonce_*, so they log as train/<name> beside the RL metrics.
+        return apply_round(self.agent, self.replay.buffer, batches)
 
     def state_dict(self) -> dict[str, Any]:
         return self.agent.state_dict()
