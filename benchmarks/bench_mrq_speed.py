@@ -231,7 +231,9 @@ class BaselineMRQ:
 # --------------------------------------------------------------------------------------------------
 
 
-def _fill(cfg: MRQConfig, steps: int, seed: int = 0) -> tuple[ReplayBuffer, Any]:
+def _fill(cfg: MRQConfig, steps: int, seed: int = 0) -> tuple[ReplayBuffer, Any, Any, Any]:
+    """A buffer filled with ``steps`` random-action steps; returns ``(buffer, spec, env, obs)``
+    with ``env`` still running and ``obs`` its current observation."""
     env = make_env(cfg.env, seed=seed)
     spec = check_spaces(env.observation_space, env.action_space)
     buf = make_buffer(cfg, spec)
@@ -243,7 +245,7 @@ def _fill(cfg: MRQConfig, steps: int, seed: int = 0) -> tuple[ReplayBuffer, Any]
         obs = nxt
         if terminated or truncated:
             obs, _ = env.reset()
-    return buf, spec
+    return buf, spec, env, obs
 
 
 def _time(fn: Callable[[], object], repeats: int) -> tuple[list[float], list[float]]:
@@ -319,20 +321,9 @@ def components(
 
 def full_loop(cfg: MRQConfig, steps: int, compile: bool, seed: int = 0) -> dict[str, float]:
     """Env steps/s of the full schedule over ``steps`` steps (starting with a sync + burst)."""
-    env = make_env(cfg.env, seed=seed)
-    spec = check_spaces(env.observation_space, env.action_space)
-    buf = make_buffer(cfg, spec)
+    buf, spec, env, obs = _fill(cfg, cfg.schedule.random_steps, seed)
     agent = MRQAgent(cfg, spec, seed=seed, compile=compile)
     gen = torch.Generator().manual_seed(seed)
-    obs, _ = env.reset(seed=seed)
-    warm = cfg.schedule.random_steps
-    for _ in range(warm):
-        action = env.action_space.sample()
-        nxt, reward, terminated, truncated, _ = env.step(action)
-        buf.add(obs, action, float(reward), nxt, terminated, truncated)
-        obs = nxt
-        if terminated or truncated:
-            obs, _ = env.reset()
     if compile:  # compile outside the timed region
         agent.update_encoder(buf.sample_subtrajectory(256, gen, horizon=5))
         agent.update_rl(buf.sample_nstep(256, gen, n=3, gamma=0.99))
@@ -391,7 +382,7 @@ def main() -> None:
     cfg = MRQConfig.from_dict(
         {**cfg.to_dict(), "schedule": {**cfg.to_dict()["schedule"], "random_steps": args.fill}}  # type: ignore[dict-item]
     )
-    buf, spec = _fill(cfg, args.fill)
+    buf, spec, _, _ = _fill(cfg, args.fill)
     results: dict[str, Any] = {
         "benchmark": "mrq_speed",
         "algorithm": args.algorithm,
