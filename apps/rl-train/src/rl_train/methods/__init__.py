@@ -32,6 +32,18 @@ class MethodEntry:
 
 METHODS: dict[str, MethodEntry] = {
     "mrq-drq": MethodEntry("rl_train.methods.mrq_drq", "MR.Q and DR.Q (continuous or discrete)"),
+    "driftql": MethodEntry(
+        "rl_train.methods.driftql", "DriftQL, FQL and BC offline on OGBench / Minari data"
+    ),
+    "driftql-data": MethodEntry(
+        "rl_train.methods.driftql_data", "generate OGBench / Minari datasets for driftql"
+    ),
+    "ot-ilfo": MethodEntry(
+        "rl_train.methods.ot_ilfo", "imitation from observation with OT rewards (TD3 or MR.Q)"
+    ),
+    "ot-ilfo-demos": MethodEntry(
+        "rl_train.methods.ot_ilfo_demos", "state-only expert demonstrations as a Minari dataset"
+    ),
     # Developer subcommand: the runtime's test agent (linear Q-learning), see rl_train.testing.
     "tiny-q": MethodEntry("rl_train.testing", "linear Q-learning on a small chain", hidden=True),
 }

@@ -1,0 +1,252 @@
+"""Generate offline datasets for ``rl-train driftql`` (``rl-train driftql-data``).
+
+OGBench play data with the scripted oracles of the ``ogbench`` wheel::
+
+    rl-train driftql-data --kind ogbench --env cube-single --episodes 100 \\
+        --out data/cube-single-play-v0.npz [--p-random-action 0.3]
+
+Minari datasets of a gymnasium MuJoCo task, from a uniformly random policy or from the MR.Q
+agent of an ``rl-train mrq-drq`` run (restored from its latest good checkpoint)::
+
+    rl-train driftql-data --kind minari --env Hopper-v5 --dataset-id local/hopper/medium-v0 \\
+        --policy runs/mrq-drq/Hopper-v5/0-main --steps 100000
+
+Reference scores are stored for normalised scores: ``ref_min_score`` is the random policy's
+mean return, ``ref_max_score`` the expert's (``--expert RUN_DIR``, by default the behaviour
+policy) unless given with ``--ref-min-score`` / ``--ref-max-score``. Files are written
+atomically; an existing dataset is kept unless ``--overwrite``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import tyro
+from driftql.datagen import (
+    GenerationReport,
+    MinariGenConfig,
+    OGBenchGenConfig,
+    Policy,
+    generate_minari,
+    generate_ogbench,
+)
+from rl_buffers import io
+
+from rl_train.checkpoint import CheckpointManager
+from rl_train.config import from_jsonable
+from rl_train.method import Method, UsageError
+from rl_train.run import console_logging, read_run_info, resolve_device
+
+__all__ = ["METHOD", "DataConfig", "DataMethod", "generate", "load_mrq_policy"]
+
+LOG = logging.getLogger("rl_train")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """rl-train driftql-data: generate an OGBench or Minari dataset."""
+
+    kind: Literal["ogbench", "minari"] = "ogbench"
+    """OGBench play data (.npz) or a Minari dataset."""
+    env: str = "cube-single"
+    """OGBench: cube-single|double|... or puzzle-3x3|...; Minari: a gymnasium id (Hopper-v5)."""
+    out: Path | None = None
+    """OGBench: the training .npz (the validation file <name>-val.npz goes beside it)."""
+    episodes: int = 100
+    """OGBench: training trajectories of max_episode_steps rows (OGBench publishes 1000)."""
+    val_episodes: int = -1
+    """OGBench: validation trajectories; -1 means episodes // 10 (at least 1)."""
+    max_episode_steps: int = 1001
+    """OGBench: rows per trajectory."""
+    noise: float = 0.1
+    """OGBench: plan noise of the oracle."""
+    noise_smoothing: float = 0.5
+    """OGBench: smoothing of the plan noise."""
+    dataset_id: str = ""
+    """Minari: the dataset id to write, e.g. local/hopper/medium-v0."""
+    steps: int = 100_000
+    """Minari: transitions to collect."""
+    policy: str = "random"
+    """Minari: behaviour policy, 'random' or an rl-train mrq-drq run directory."""
+    expert: str = ""
+    """Minari: run directory of the policy whose mean return is ref_max_score (default: --policy)."""
+    ref_min_score: float | None = None
+    """Minari: stored as is (default: the random policy's mean return)."""
+    ref_max_score: float | None = None
+    """Minari: stored as is (default: the expert's mean return)."""
+    ref_episodes: int = 10
+    """Minari: episodes per reference score."""
+    minari_root: Path | None = None
+    """Minari datasets root (default: $MINARI_DATASETS_PATH or ~/.minari/datasets)."""
+    device: str = "cpu"
+    """Minari: torch device of a restored agent."""
+    p_random_action: float = 0.0
+    """Probability that a step executes a uniformly random action (OGBench's degradation knob)."""
+    seed: int = 0
+    """Seed of the collection."""
+    overwrite: bool = False
+    """Replace an existing dataset."""
+    quiet: bool = False
+    """No progress bar."""
+
+
+def load_mrq_policy(run_dir: Path, *, device: torch.device) -> tuple[Policy, str]:
+    """The deterministic policy of an ``rl-train mrq-drq`` run, from its newest good checkpoint.
+
+    The run directory is only read: corrupt checkpoints are skipped, never moved.
+
+    Returns:
+        ``(policy, env_id)``: observation -> action (in the environment's bounds), and the
+        gymnasium id the agent was trained on.
+
+    Raises:
+        UsageError: not an mrq-drq run, not a Gym-suite environment, or no readable checkpoint.
+    """
+    from mrq_drq import MRQAgent, check_spaces, make_env
+
+    from rl_train.methods.mrq_drq import MRQTrainConfig
+
+    try:
+        info = read_run_info(run_dir)
+    except (FileNotFoundError, ValueError) as e:
+        raise UsageError(f"--policy/--expert: {e}") from e
+    if info["method"] != "mrq-drq":
+        raise UsageError(f"{run_dir} holds a {info['method']!r} run, not an mrq-drq one")
+    agent_cfg = from_jsonable(MRQTrainConfig, info["config"], where="config.json").resolved()
+    if agent_cfg.env.suite != "gym":
+        raise UsageError(f"{run_dir}: a {agent_cfg.env.suite!r} agent; Minari data needs 'gym'")
+    manager = CheckpointManager(run_dir / "checkpoints", keep=1, log=LOG)
+    state: dict[str, Any] | None = None
+    for step in reversed(manager.steps()):
+        try:
+            state = io.load(manager.path_for(step))
+        except io.CorruptFileError as e:
+            LOG.warning("skipping corrupt checkpoint: %s", e)
+            continue
+        LOG.info("restoring the MR.Q agent of %s at step %d", run_dir, step)
+        break
+    if state is None:
+        raise UsageError(f"{run_dir}: no readable checkpoint under {manager.directory}")
+    with make_env(agent_cfg.env, seed=0) as env:
+        spec = check_spaces(env.observation_space, env.action_space)
+    agent = MRQAgent(agent_cfg, spec, device=device, seed=0)
+    agent.load_state_dict(state["agent"])
+
+    def policy(obs: Any) -> Any:
+        with torch.no_grad():
+            return agent.act(np.asarray(obs, dtype=np.float32), explore=False)
+
+    return policy, agent_cfg.env.env_id
+
+
+def generate(cfg: DataConfig) -> GenerationReport:
+    """Generate the dataset ``cfg`` describes and report what was written.
+
+    Raises:
+        UsageError: missing or contradictory options, or an existing dataset without
+            ``--overwrite``.
+    """
+    progress = not cfg.quiet
+    try:
+        if cfg.kind == "ogbench":
+            if cfg.out is None:
+                raise UsageError("--out is required for OGBench data (a path ending in .npz)")
+            if cfg.out.suffix != ".npz":
+                raise UsageError(f"--out must end in .npz, got {cfg.out}")
+            gen = OGBenchGenConfig(
+                env=cfg.env,
+                num_episodes=cfg.episodes,
+                val_episodes=cfg.val_episodes,
+                max_episode_steps=cfg.max_episode_steps,
+                noise=cfg.noise,
+                noise_smoothing=cfg.noise_smoothing,
+                p_random_action=cfg.p_random_action,
+                seed=cfg.seed,
+            )
+            return generate_ogbench(gen, cfg.out, overwrite=cfg.overwrite, progress=progress)
+        if not cfg.dataset_id:
+            raise UsageError("--dataset-id is required for Minari data")
+        device = resolve_device(cfg.device)
+        policy: Policy | None = None
+        algorithm = "uniform-random"
+        if cfg.policy != "random":
+            policy, env_id = load_mrq_policy(Path(cfg.policy), device=device)
+            if env_id != cfg.env:
+                raise UsageError(f"--policy {cfg.policy} was trained on {env_id}, not {cfg.env}")
+            algorithm = f"MR.Q ({cfg.policy})"
+        expert: Policy | None = None
+        if cfg.expert:
+            expert, env_id = load_mrq_policy(Path(cfg.expert), device=device)
+            if env_id != cfg.env:
+                raise UsageError(f"--expert {cfg.expert} was trained on {env_id}, not {cfg.env}")
+        gen_m = MinariGenConfig(
+            env_id=cfg.env,
+            dataset_id=cfg.dataset_id,
+            num_steps=cfg.steps,
+            p_random_action=cfg.p_random_action,
+            seed=cfg.seed,
+            ref_episodes=cfg.ref_episodes,
+        )
+        return generate_minari(
+            gen_m,
+            policy,
+            expert_policy=expert,
+            ref_min_score=cfg.ref_min_score,
+            ref_max_score=cfg.ref_max_score,
+            algorithm_name=algorithm,
+            root=cfg.minari_root,
+            overwrite=cfg.overwrite,
+            progress=progress,
+        )
+    except FileExistsError as e:
+        raise UsageError(str(e)) from e
+    except ValueError as e:
+        if isinstance(e, UsageError):
+            raise
+        raise UsageError(str(e)) from e
+
+
+def _run(cfg: DataConfig) -> Path:
+    with console_logging(quiet=cfg.quiet):
+        report = generate(cfg)
+        LOG.info(
+            "wrote %s: %d steps in %d episodes, %.1f s (%.0f steps/s)%s",
+            ", ".join(str(p) for p in report.paths),
+            report.steps,
+            report.episodes,
+            report.seconds,
+            report.steps_per_second,
+            ""
+            if report.ref_min_score is None
+            else f"; ref scores {report.ref_min_score:.4g} / {report.ref_max_score:.4g}",
+        )
+    return report.paths[0]
+
+
+@dataclasses.dataclass(frozen=True)
+class DataMethod(Method[Any]):
+    """A subcommand that is not a training run: no run directory, no resume, no presets."""
+
+    def parse(self, argv: Any) -> Any:
+        """Build the config from the command line (tyro; ``--help`` lists every option)."""
+        return tyro.cli(
+            self.config_type,
+            default=self.presets[self.default_preset],
+            args=list(argv),
+            prog=f"rl-train {self.name}",
+            description=self.description,
+        )
+
+
+METHOD = DataMethod(
+    name="driftql-data",
+    config_type=DataConfig,
+    presets={"default": DataConfig()},
+    train=_run,
+    description=(__doc__ or "").split("\n\n")[0],
+)

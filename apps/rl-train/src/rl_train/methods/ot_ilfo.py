@@ -1,0 +1,459 @@
+"""Imitation from observation with optimal-transport rewards (``rl-train ot-ilfo``), and the
+demonstrations it learns from (``rl-train ot-ilfo-demos``).
+
+``ot-ilfo`` learns from expert STATE trajectories only (a Minari dataset written by
+``ot-ilfo-demos``): at the end of each training episode the episode's rewards are the
+optimal-transport rewards against one expert trajectory drawn at random, and the episode enters
+the replay buffer with them (``ot_ilfo.OTRelabelStore``). The environment's reward is never
+learned from; it is logged as ``train/episode_return`` and ``eval/return`` (the true return).
+``--learner td3`` is the paper's learner (``ot_ilfo.TD3Agent``, with the time-to-horizon input);
+``--learner mrq`` feeds the same rewards to MR.Q (``mrq_drq``), unchanged, to show that the
+reward does not care which off-policy learner maximises it.
+
+``ot-ilfo-demos`` rolls out an expert, either a scripted controller (``--scripted``) or the
+final checkpoint of one of this project's runs (``--expert RUN_DIR``, an ``mrq-drq`` run or an
+``ot-ilfo --learner td3`` run), and saves its states as a Minari dataset.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import gymnasium as gym
+import numpy as np
+import torch
+from mrq_drq import MRQAgent, MRQConfig, check_spaces, make_buffer, make_env
+from mrq_drq import config as mrq_presets
+from mrq_drq.config import EnvConfig
+from mrq_drq.schedule import TrainingRound, apply_round, draw_round
+from ot_ilfo import (
+    SCRIPTED,
+    EpisodeStats,
+    OTRelabelStore,
+    OTRewarder,
+    RewardConfig,
+    TD3Agent,
+    TD3Config,
+    TimeToHorizon,
+    episode_return,
+    load_expert_states,
+    rollout_states,
+    save_demos,
+)
+from rl_buffers import ReplayBuffer, TransitionSpec
+from torch import Tensor
+
+from rl_train.checkpoint import CheckpointManager
+from rl_train.config import RunConfig, RunOptions, from_jsonable
+from rl_train.evaluation import obs_to_tensor, to_env_action
+from rl_train.loop import OffPolicyConfig, train_off_policy
+from rl_train.method import Method, UsageError
+from rl_train.run import Run, open_run, read_run_info
+from rl_train.seeding import derive_seed
+
+__all__ = [
+    "DEMOS_METHOD",
+    "METHOD",
+    "OTILfODemosConfig",
+    "OTILfOTrainConfig",
+    "make_demos",
+    "train",
+]
+
+LOG = logging.getLogger("rl_train")
+Learner = Literal["td3", "mrq"]
+Scripted = Literal["pendulum-swingup"]
+
+
+@dataclasses.dataclass(frozen=True)
+class OTILfOTrainConfig:
+    """rl-train ot-ilfo: imitation from action-free demonstrations with OT rewards."""
+
+    env: str = "Pendulum-v1"
+    """Gymnasium id (flat Box observations, Box actions)."""
+    demos: str = "rlworks/pendulum-v1/swingup-v0"
+    """Minari dataset id of the expert state trajectories (made by `rl-train ot-ilfo-demos`)."""
+    demos_root: Path | None = None
+    """Minari datasets root; None: $MINARI_DATASETS_PATH or ~/.minari/datasets."""
+    num_demos: int = 1
+    """Expert trajectories used (the first N of the dataset); the paper's headline uses 1."""
+    learner: Learner = "td3"
+    """The paper's TD3, or MR.Q fed the same rewards."""
+    reward: RewardConfig = dataclasses.field(default_factory=RewardConfig)
+    """The optimal-transport reward (defaults: the paper's recipe)."""
+    td3: TD3Config = dataclasses.field(default_factory=TD3Config)
+    """With --learner td3 (td3.horizon is set to the environment's episode length)."""
+    mrq: MRQConfig = dataclasses.field(default_factory=lambda: mrq_presets.tiny("Pendulum-v1"))
+    """With --learner mrq: networks, replay and schedule (env and schedule totals not read)."""
+    batch_size: int = 100
+    """TD3 batch size (MR.Q uses mrq.replay.batch_size)."""
+    buffer_capacity: int = 1_000_000
+    """TD3 replay capacity (MR.Q uses mrq.replay.capacity)."""
+    random_steps: int = 10_000
+    """Uniformly random actions first (the paper: 10k); updates start after them, and never
+    before the first episode has been relabelled into the buffer."""
+    run: RunOptions = dataclasses.field(default_factory=RunConfig)
+    """Seed, length, evaluation, logging and checkpoint options."""
+
+    def __post_init__(self) -> None:
+        for name in ("num_demos", "batch_size", "buffer_capacity"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.random_steps < 0:
+            raise ValueError(f"random_steps must be >= 0, got {self.random_steps}")
+
+
+class _TD3Learner:
+    """TD3 as the loop sees it: batches drawn by the trainer from the replay buffer."""
+
+    def __init__(
+        self, agent: TD3Agent, buffer: ReplayBuffer, generator: torch.Generator, batch_size: int
+    ) -> None:
+        self.agent = agent
+        self.buffer = buffer
+        self.generator = generator
+        self.batch_size = batch_size
+
+    def act(self, obs: Tensor, *, explore: bool) -> Tensor:
+        return self.agent.act(obs, explore=explore)
+
+    def sample(self) -> Any:
+        return self.buffer.sample(self.batch_size, self.generator)
+
+    def update(self, batch: Any, /) -> Mapping[str, Tensor]:
+        return self.agent.update(batch)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.agent.state_dict()
+
+    def load_state_dict(self, state: Mapping[str, Any], /) -> None:
+        self.agent.load_state_dict(state)
+
+
+class _MRQLearner:
+    """MR.Q as the loop sees it (its schedule as one update per environment step)."""
+
+    def __init__(self, agent: MRQAgent, buffer: ReplayBuffer, generator: torch.Generator) -> None:
+        self.agent = agent
+        self.buffer = buffer
+        self.generator = generator
+
+    def act(self, obs: Tensor, *, explore: bool) -> Tensor:
+        return torch.as_tensor(self.agent.act(obs, explore=explore))
+
+    def sample(self) -> TrainingRound:
+        return draw_round(self.agent, self.buffer, self.generator)
+
+    def update(self, batches: TrainingRound, /) -> Mapping[str, Tensor]:
+        return apply_round(self.agent, self.buffer, batches)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.agent.state_dict()
+
+    def load_state_dict(self, state: Mapping[str, Any], /) -> None:
+        self.agent.load_state_dict(state)
+
+
+class _RelabelledReplay:
+    """The loop's transition store: the OT relabelling store plus the sampling generator, both
+    checkpointed, and a step counter so the OT metrics are logged at the right step."""
+
+    def __init__(self, store: OTRelabelStore, generator: torch.Generator) -> None:
+        self.store = store
+        self.generator = generator
+        self.steps = 0
+
+    def add(self, *transition: Tensor) -> None:
+        self.steps += 1
+        self.store.add(*transition)
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "store": self.store.state_dict(),
+            "generator": self.generator.get_state(),
+            "steps": self.steps,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any], /) -> None:
+        self.store.load_state_dict(state["store"])
+        self.generator.set_state(state["generator"])
+        self.steps = int(state["steps"])
+
+
+def _env_horizon(env: gym.Env[Any, Any]) -> int:
+    horizon = env.spec.max_episode_steps if env.spec is not None else None
+    if horizon is None:
+        raise ValueError(f"{env}: no max_episode_steps; the OT reward needs episodes that end")
+    return int(horizon)
+
+
+def _make_envs(cfg: OTILfOTrainConfig, seed: int) -> tuple[gym.Env[Any, Any], gym.Env[Any, Any]]:
+    """MR.Q's Gym preprocessing (float32, actions in [-1, 1]); TD3 adds the time entry."""
+    env_cfg = EnvConfig(suite="gym", env_id=cfg.env)
+    envs = []
+    for stream in ("env", "eval_env"):
+        env = make_env(env_cfg, seed=derive_seed(seed, stream))
+        if cfg.learner == "td3" and cfg.td3.time_input:
+            env = TimeToHorizon(env, _env_horizon(env))
+        envs.append(env)
+    return envs[0], envs[1]
+
+
+def _log_episode(run: Run, replay: _RelabelledReplay) -> Callable[[EpisodeStats], None]:
+    def log(stats: EpisodeStats) -> None:
+        run.logger.log(
+            replay.steps,
+            {
+                "train/ot_return": stats.ot_return,
+                "train/ot_transport_cost": stats.transport_cost,
+                "train/ot_converged": float(stats.converged),
+                "train/ot_expert_index": float(stats.expert_index),
+                "time/ot_solve_seconds": stats.solve_seconds,
+            },
+        )
+
+    return log
+
+
+def train(cfg: OTILfOTrainConfig) -> Path:
+    """Train as ``cfg`` says; returns the run directory."""
+    seed = cfg.run.seed
+    with open_run(METHOD.name, cfg) as run:
+        env, eval_env = _make_envs(cfg, seed)
+        with env, eval_env:
+            horizon = _env_horizon(env)
+            obs_space = env.observation_space
+            spec = check_spaces(obs_space, env.action_space)
+            time_entry = cfg.learner == "td3" and cfg.td3.time_input
+            state_dim = spec.obs_shape[0] - int(time_entry)
+            experts = load_expert_states(
+                cfg.demos, root=cfg.demos_root, state_dim=state_dim, num_trajectories=cfg.num_demos
+            )
+            rewarder = OTRewarder(experts, cfg.reward)
+            run.log.info(
+                "%d expert trajectories of %s (lengths %s), atoms %s, solver %s",
+                rewarder.num_experts,
+                cfg.demos,
+                [len(s) - 1 for s in experts],
+                cfg.reward.atoms,
+                cfg.reward.solver,
+            )
+            generator_device = "cpu"
+            if cfg.learner == "td3":
+                td3_cfg = dataclasses.replace(cfg.td3, horizon=horizon)
+                td3 = TD3Agent(
+                    td3_cfg,
+                    spec.obs_shape[0],
+                    spec.action_dim,
+                    device=run.device,
+                    seed=derive_seed(seed, "agent"),
+                )
+                # The policy's input normalisation: the expert's state statistics (floored std).
+                norm = rewarder.state_normalizer
+                td3.set_obs_normalizer(
+                    torch.as_tensor(norm.mean, dtype=torch.float32),
+                    torch.as_tensor(norm.std, dtype=torch.float32),
+                )
+                buffer = ReplayBuffer(
+                    spec=TransitionSpec.continuous(spec.obs_shape, spec.action_dim),
+                    capacity=cfg.buffer_capacity,
+                    device=run.device,
+                )
+                generator_device = str(buffer.sampler.device)
+                gen = torch.Generator(generator_device).manual_seed(derive_seed(seed, "replay"))
+                learner: _TD3Learner | _MRQLearner = _TD3Learner(td3, buffer, gen, cfg.batch_size)
+                batch_size, capacity = cfg.batch_size, cfg.buffer_capacity
+            else:
+                mrq_cfg = dataclasses.replace(cfg.mrq, env=EnvConfig(suite="gym", env_id=cfg.env))
+                mrq = MRQAgent(mrq_cfg, spec, device=run.device, seed=derive_seed(seed, "agent"))
+                buffer = make_buffer(mrq_cfg, spec, device=run.device)
+                gen = torch.Generator(buffer.sampler.device).manual_seed(
+                    derive_seed(seed, "replay")
+                )
+                learner = _MRQLearner(mrq, buffer, gen)
+                batch_size, capacity = mrq_cfg.replay.batch_size, mrq_cfg.replay.capacity
+            store = OTRelabelStore(
+                buffer, rewarder, seed=derive_seed(seed, "expert_draw"), state_dims=state_dim
+            )
+            replay = _RelabelledReplay(store, gen)
+            store.on_episode = _log_episode(run, replay)
+            train_off_policy(
+                run,
+                env=env,
+                eval_env=eval_env,
+                agent=learner,
+                buffer=replay,
+                sample=learner.sample,
+                cfg=OffPolicyConfig(
+                    batch_size=batch_size,
+                    buffer_capacity=capacity,
+                    random_steps=cfg.random_steps,
+                    # Rewards exist only for finished episodes: never sample before the first.
+                    learning_starts=max(cfg.random_steps, horizon),
+                ),
+            )
+        return run.dir
+
+
+# ----------------------------------------------------------------------------- demonstrations
+
+
+@dataclasses.dataclass(frozen=True)
+class OTILfODemosConfig:
+    """rl-train ot-ilfo-demos: save an expert's state trajectories as a Minari dataset."""
+
+    env: str = "Pendulum-v1"
+    """Gymnasium id (must match the expert's)."""
+    expert: Path | None = None
+    """An rl-train run directory (mrq-drq, or ot-ilfo with --learner td3): its latest checkpoint
+    acts greedily."""
+    scripted: Scripted | None = None
+    """A scripted controller instead of --expert."""
+    episodes: int = 1
+    """Episodes to record."""
+    dataset_id: str = "rlworks/pendulum-v1/swingup-v0"
+    """Minari id to write."""
+    datasets_root: Path | None = None
+    """Minari datasets root; None: $MINARI_DATASETS_PATH or ~/.minari/datasets."""
+    overwrite: bool = False
+    """Replace an existing dataset with this id."""
+    run: RunOptions = dataclasses.field(default_factory=RunConfig)
+    """Only --seed is read: episode i starts from reset(seed=seed + i)."""
+
+    def __post_init__(self) -> None:
+        if (self.expert is None) == (self.scripted is None):
+            raise ValueError("give exactly one of --expert RUN_DIR and --scripted NAME")
+        if self.episodes < 1:
+            raise ValueError(f"episodes must be >= 1, got {self.episodes}")
+
+
+def _greedy(
+    act: Callable[[Tensor], Any], space: gym.Space[Any], device: torch.device
+) -> Callable[[Any], Any]:
+    def policy(obs: Any) -> Any:
+        with torch.no_grad():
+            return to_env_action(torch.as_tensor(act(obs_to_tensor(obs, device))), space)
+
+    return policy
+
+
+def _latest_agent_state(run_dir: Path) -> dict[str, Any]:
+    found = CheckpointManager(run_dir / "checkpoints", keep=1 << 30, log=LOG).load_latest()
+    if found is None:
+        raise UsageError(f"--expert {run_dir}: the run has no checkpoint yet")
+    return found[1]["agent"]
+
+
+def _expert_policy(
+    cfg: OTILfODemosConfig,
+) -> tuple[gym.Env[Any, Any], Callable[[Any], Any], str, bool]:
+    """``(env, policy, name, strip_time)``: the env the expert acts in and its greedy policy."""
+    if cfg.scripted is not None:
+        env_id, policy = SCRIPTED[cfg.scripted]
+        if env_id != cfg.env:
+            raise UsageError(f"--scripted {cfg.scripted} controls {env_id}, not {cfg.env}")
+        return gym.make(env_id), policy, f"scripted:{cfg.scripted}", False
+    assert cfg.expert is not None
+    try:
+        info = read_run_info(cfg.expert)
+    except (FileNotFoundError, ValueError) as e:
+        raise UsageError(f"--expert: {e}") from e
+    if info["env"] != cfg.env:
+        raise UsageError(f"--expert {cfg.expert} was trained on {info['env']}, not {cfg.env}")
+    device = torch.device("cpu")
+    state = _latest_agent_state(cfg.expert)
+    if info["method"] == "mrq-drq":
+        from rl_train.methods.mrq_drq import MRQTrainConfig
+
+        agent_cfg = from_jsonable(MRQTrainConfig, info["config"]).resolved()
+        env = make_env(agent_cfg.env, seed=cfg.run.seed, evaluation=True)
+        mrq = MRQAgent(agent_cfg, check_spaces(env.observation_space, env.action_space))
+        mrq.load_state_dict(state)
+        act = lambda obs: mrq.act(obs, explore=False)  # noqa: E731
+        return env, _greedy(act, env.action_space, device), f"mrq-drq:{cfg.expert}", False
+    if info["method"] == METHOD.name:
+        train_cfg = from_jsonable(OTILfOTrainConfig, info["config"])
+        if train_cfg.learner != "td3":
+            raise UsageError(f"--expert {cfg.expert}: an ot-ilfo run with --learner td3 is needed")
+        env, _ = _make_envs(train_cfg, cfg.run.seed)
+        spec = check_spaces(env.observation_space, env.action_space)
+        td3_cfg = dataclasses.replace(train_cfg.td3, horizon=_env_horizon(env))
+        td3 = TD3Agent(td3_cfg, spec.obs_shape[0], spec.action_dim)
+        td3.load_state_dict(state)
+        act = lambda obs: td3.act(obs, explore=False)  # noqa: E731
+        return (
+            env,
+            _greedy(act, env.action_space, device),
+            f"ot-ilfo:{cfg.expert}",
+            td3_cfg.time_input,
+        )
+    raise UsageError(f"--expert {cfg.expert}: a {info['method']!r} run cannot be an expert here")
+
+
+def make_demos(cfg: OTILfODemosConfig) -> Path:
+    """Roll out the expert and save its states; returns the dataset directory."""
+    env, policy, name, strip_time = _expert_policy(cfg)
+    with env:
+        episodes = rollout_states(env, policy, episodes=cfg.episodes, seed=cfg.run.seed)
+    if strip_time:  # the expert saw a time-to-horizon entry; the dataset keeps the state only
+        episodes = [ep._replace(observations=ep.observations[:, :-1]) for ep in episodes]
+    raw = gym.make(cfg.env)
+    space = raw.observation_space
+    raw.close()
+    assert isinstance(space, gym.spaces.Box)
+    returns = [episode_return(ep) for ep in episodes]
+    path = save_demos(
+        episodes,
+        cfg.dataset_id,
+        env_id=cfg.env,
+        observation_space=gym.spaces.Box(space.low, space.high, space.shape, np.float32),
+        root=cfg.datasets_root,
+        overwrite=cfg.overwrite,
+        algorithm_name=name,
+    )
+    print(
+        f"saved {len(episodes)} state-only episodes of {name} on {cfg.env} to {path}: "
+        f"return {np.mean(returns):.2f} ± {np.std(returns):.2f}"
+    )
+    return path
+
+
+_PENDULUM_RUN = RunConfig(
+    total_steps=20_000, eval_every=2_000, eval_episodes=5, log_every=1_000, checkpoint_every=5_000
+)
+
+METHOD = Method(
+    name="ot-ilfo",
+    config_type=OTILfOTrainConfig,
+    presets={
+        # First = default: one scripted swing-up demonstration, learns within CPU minutes.
+        "pendulum": OTILfOTrainConfig(random_steps=1_000, run=_PENDULUM_RUN),
+        "pendulum-mrq": OTILfOTrainConfig(learner="mrq", random_steps=1_000, run=_PENDULUM_RUN),
+        # The paper's setting on a MuJoCo task (1M steps, 10k random, T = 1000).
+        "gym": OTILfOTrainConfig(
+            env="HalfCheetah-v5",
+            demos="rlworks/halfcheetah-v5/expert-v0",
+            mrq=mrq_presets.gym(),
+            run=RunConfig(total_steps=1_000_000, eval_every=5_000, eval_episodes=10),
+        ),
+    },
+    train=train,
+    description=(__doc__ or "").split("\n\n")[0],
+)
+
+DEMOS_METHOD = Method(
+    name="ot-ilfo-demos",
+    config_type=OTILfODemosConfig,
+    presets={
+        "pendulum-swingup": OTILfODemosConfig(scripted="pendulum-swingup"),
+    },
+    train=make_demos,
+    description="Save an expert's STATE trajectories (no actions) as a Minari dataset.",
+)

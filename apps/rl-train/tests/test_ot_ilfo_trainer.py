@@ -1,0 +1,122 @@
+"""`rl-train ot-ilfo` and `ot-ilfo-demos`: demos in, OT-relabelled training out, exact resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ot_ilfo import load_expert_states
+from rl_buffers import io
+from rl_train.method import UsageError
+from rl_train.methods.ot_ilfo import DEMOS_METHOD, METHOD, OTILfODemosConfig
+
+DATASET = "test/pendulum-swingup-v0"
+# 200-step Pendulum episodes: 100 random steps, updates from step 200 (after the first episode
+# has been relabelled), a checkpoint at step 300 in the middle of the second episode.
+SHORT = [
+    "--random-steps", "100",
+    "--batch-size", "32",
+    "--td3.hidden-sizes", "32", "32",
+    "--eval-every", "200",
+    "--eval-episodes", "1",
+    "--log-every", "100",
+    "--checkpoint-every", "100",
+    "--keep-checkpoints", "10",
+    "--torch-threads", "1",
+    "--device", "cpu",
+    "--quiet",
+    "--no-tensorboard",
+]  # fmt: skip
+
+
+@pytest.fixture
+def demos(tmp_path: Path) -> Path:
+    root = tmp_path / "datasets"
+    argv = ["--preset", "pendulum-swingup", "--dataset-id", DATASET, "--datasets-root", str(root)]
+    DEMOS_METHOD.train(DEMOS_METHOD.parse(argv))
+    return root
+
+
+def _train(tmp: Path, demos: Path, name: str, steps: int, *extra: str) -> Path:
+    argv = ["--root", str(tmp / "runs"), "--name", name, "--total-steps", str(steps),
+            "--demos", DATASET, "--demos-root", str(demos), *SHORT, *extra]  # fmt: skip
+    return METHOD.train(METHOD.parse(argv))
+
+
+def _lines(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_demos_are_state_only_and_refuse_overwrite(tmp_path: Path, demos: Path) -> None:
+    states = load_expert_states(DATASET, root=demos, state_dim=3)
+    assert len(states) == 1
+    assert states[0].shape == (201, 3)
+    argv = ["--preset", "pendulum-swingup", "--dataset-id", DATASET, "--datasets-root", str(demos)]
+    with pytest.raises(FileExistsError, match="already exists"):
+        DEMOS_METHOD.train(DEMOS_METHOD.parse(argv))
+    with pytest.raises(ValueError, match="exactly one of --expert"):
+        OTILfODemosConfig(scripted=None)
+    with pytest.raises(UsageError, match="controls Pendulum-v1, not"):
+        DEMOS_METHOD.train(DEMOS_METHOD.parse([*argv, "--env", "Hopper-v5", "--overwrite"]))
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_td3_trains_on_ot_rewards_and_logs_the_true_return(tmp_path: Path, demos: Path) -> None:
+    run = _train(tmp_path, demos, "td3", 400)
+    lines = _lines(run)
+    ot = [line for line in lines if "train/ot_return" in line]
+    assert [line["step"] for line in ot] == [200, 400]  # one relabelling per finished episode
+    assert all(line["train/ot_return"] < 0 for line in ot)
+    train = [line for line in lines if "train/critic_loss" in line]
+    assert [line["step"] for line in train] == [200, 300, 400]  # first update: step 200
+    env_returns = [line["train/episode_return"] for line in lines if "train/episode_return" in line]
+    assert env_returns  # the true return, beside the OT return
+    assert any("eval/return" in line for line in lines)
+    # Mid-episode checkpoint: 100 staged steps of the second episode, 200 stored.
+    state = io.load(run / "checkpoints" / "ckpt-000000000300.pt")
+    store = state["buffer"]["store"]
+    assert store["staged"]["obs"].shape == (100, 4)  # 3 state entries + time to horizon
+    assert state["buffer"]["steps"] == 300
+    rewards = store["buffer"]["storage"]["reward"]
+    assert rewards.shape == (200,)
+    assert float(rewards.max()) <= 0.0  # OT rewards, not Pendulum's
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_resume_mid_episode_equals_an_uninterrupted_run(
+    tmp_path: Path, demos: Path, same_state
+) -> None:
+    full = _train(tmp_path, demos, "full", 400)
+    part = _train(tmp_path, demos, "part", 300)
+    resumed = _train(tmp_path, demos, "part", 400, "--allow-config-change")
+    assert resumed == part
+    a = io.load(full / "checkpoints" / "ckpt-000000000400.pt")
+    b = io.load(part / "checkpoints" / "ckpt-000000000400.pt")
+    for key in ("agent", "buffer", "counters"):
+        same_state(a[key], b[key], key)
+    # The interrupted run also evaluated at its last step (300); every other entry matches.
+    ea = {x["step"]: x["eval/return"] for x in _lines(full) if "eval/return" in x}
+    eb = {x["step"]: x["eval/return"] for x in _lines(part) if "eval/return" in x}
+    assert ea == {step: ret for step, ret in eb.items() if step != 300}
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_mrq_learner_takes_the_same_rewards(tmp_path: Path, demos: Path) -> None:
+    run = _train(tmp_path, demos, "mrq", 300, "--learner", "mrq", "--mrq.replay.batch-size", "16")
+    lines = _lines(run)
+    assert any("train/ot_return" in line for line in lines)
+    assert any("train/value_loss" in line for line in lines)
+    state = io.load(run / "checkpoints" / "ckpt-000000000300.pt")
+    stored = state["buffer"]["store"]["buffer"]["storage"]["reward"]
+    assert float(stored.max()) <= 0.0
+    assert np.isfinite(stored.numpy()).all()
+
+
+def test_missing_demos_are_named(tmp_path: Path) -> None:
+    from rl_buffers import DatasetNotFoundError
+
+    with pytest.raises(DatasetNotFoundError, match="not found"):
+        _train(tmp_path, tmp_path / "nowhere", "x", 10)

@@ -1,0 +1,519 @@
+"""Generate offline datasets locally: OGBench manipulation data with the scripted oracles shipped
+in the ``ogbench`` wheel, and Minari datasets of gymnasium MuJoCo tasks from any policy.
+
+**OGBench "play" data** (:func:`generate_ogbench`), collected the way OGBench's
+``data_gen_scripts/generate_manipspace.py`` collects it: the environment is built in
+``mode="data_collection"`` without goal termination and with a time limit of
+``max_episode_steps`` (1001: 1000 transitions per trajectory); a non-Markovian plan oracle
+(``CubePlanOracle`` for cube, ``ButtonPlanOracle`` with the gripper always closed for puzzle)
+follows a noisy interpolated plan (``noise = 0.1``, ``noise_smoothing = 0.5``) and, each time
+it finishes, the environment draws a new target (``set_new_target``, with the script's
+per-episode cube-stacking probability). With probability ``p_random_action`` a step's action
+is a uniformly random one instead (OGBench's knob, used by DriftQL's robustness study). Each
+stored row is ``(observation, action, done, qpos, qvel[, button_states])`` *before* the action,
+so the files have exactly OGBench's layout (see :mod:`driftql.data`) and load with
+``ogbench.make_env_and_datasets(..., dataset_path=...)``. A validation file ``<name>-val.npz``
+with ``val_episodes`` more trajectories is written beside the training file, as OGBench does.
+The oracles draw from numpy's global RNG (as in the script); generation seeds it and restores
+its previous state afterwards, so a seed gives the same file.
+
+**Minari data** (:func:`generate_minari`): rollouts of a policy callable (uniformly random, or a
+trained agent) in a gymnasium environment, written with Minari's own API through
+:func:`rl_buffers.offline.save_minari`, with reference scores for
+``minari.get_normalized_score``: ``ref_min_score`` is the mean return of the uniformly random
+policy and ``ref_max_score`` the mean return of the expert policy (by default the behaviour
+policy itself, run without random actions), each over ``ref_episodes`` seeded episodes, unless
+given explicitly.
+
+Every file is written atomically and an existing dataset is never replaced unless
+``overwrite=True``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import time
+from collections.abc import Callable, Generator
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import numpy.typing as npt
+from rl_buffers.io import atomic_write
+from rl_buffers.offline import Episode, minari_dataset_dir, save_minari, validate_episode
+from tqdm import tqdm
+
+__all__ = [
+    "GenerationReport",
+    "MinariGenConfig",
+    "OGBenchGenConfig",
+    "Policy",
+    "generate_minari",
+    "generate_ogbench",
+    "mean_return",
+    "ogbench_val_path",
+    "rollout",
+]
+
+Policy = Callable[[npt.NDArray[Any]], npt.NDArray[Any]]
+"""Observation (as the environment returns it) -> action (as the environment takes it)."""
+
+# Per-episode probability of stacking the target cube on another one, as OGBench's script
+# draws it (uniform in these bounds; single-cube tasks never stack).
+_P_STACK: dict[str, tuple[float, float]] = {
+    "single": (0.0, 0.0),
+    "double": (0.0, 0.25),
+    "triple": (0.05, 0.35),
+    "quadruple": (0.1, 0.5),
+    "octuple": (0.0, 0.35),
+}
+_PUZZLES = ("3x3", "4x4", "4x5", "4x6")
+
+
+@dataclasses.dataclass(frozen=True)
+class OGBenchGenConfig:
+    """OGBench "play" data collection (defaults from OGBench's generation script)."""
+
+    env: str = "cube-single"
+    """Environment family: cube-single|double|triple|quadruple|octuple or puzzle-3x3|4x4|4x5|4x6."""
+    num_episodes: int = 100
+    """Training trajectories (OGBench's published play datasets have 1000)."""
+    val_episodes: int = -1
+    """Validation trajectories in <name>-val.npz; -1 means num_episodes // 10 (at least 1)."""
+    max_episode_steps: int = 1001
+    """Rows per trajectory (1001 rows = 1000 transitions, as OGBench)."""
+    noise: float = 0.1
+    """Plan noise level of the oracle."""
+    noise_smoothing: float = 0.5
+    """Gaussian smoothing (in steps) of the plan noise."""
+    p_random_action: float = 0.0
+    """Probability that a step executes a uniformly random action instead of the oracle's."""
+    seed: int = 0
+    """Seeds the environment, its action space and numpy's global RNG (the oracles')."""
+
+    def __post_init__(self) -> None:
+        family, _, variant = self.env.partition("-")
+        if not (
+            (family == "cube" and variant in _P_STACK)
+            or (family == "puzzle" and variant in _PUZZLES)
+        ):
+            raise ValueError(
+                f"OGBenchGenConfig.env: {self.env!r} has no scripted play oracle here; choose "
+                f"cube-{{{','.join(_P_STACK)}}} or puzzle-{{{','.join(_PUZZLES)}}}"
+            )
+        if self.num_episodes < 1:
+            raise ValueError(f"OGBenchGenConfig.num_episodes must be >= 1, got {self.num_episodes}")
+        if self.val_episodes < -1 or self.val_episodes == 0:
+            raise ValueError(
+                f"OGBenchGenConfig.val_episodes must be >= 1 or -1, got {self.val_episodes} "
+                "(ogbench.make_env_and_datasets always reads a -val.npz)"
+            )
+        if self.max_episode_steps < 2:
+            raise ValueError(
+                f"OGBenchGenConfig.max_episode_steps must be >= 2, got {self.max_episode_steps}"
+            )
+        if not 0.0 <= self.p_random_action <= 1.0:
+            raise ValueError(
+                f"OGBenchGenConfig.p_random_action must be in [0, 1], got {self.p_random_action}"
+            )
+        if self.noise < 0 or self.noise_smoothing < 0:
+            raise ValueError("OGBenchGenConfig.noise and noise_smoothing must be >= 0")
+        if self.seed < 0:
+            raise ValueError(f"OGBenchGenConfig.seed must be >= 0, got {self.seed}")
+
+    @property
+    def num_val_episodes(self) -> int:
+        """Validation trajectories actually written."""
+        return max(1, self.num_episodes // 10) if self.val_episodes == -1 else self.val_episodes
+
+    @property
+    def env_id(self) -> str:
+        """The goal-conditioned OGBench environment id that is collected in."""
+        return f"{self.env}-v0"
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerationReport:
+    """What a generation wrote and how fast."""
+
+    paths: tuple[Path, ...]
+    """Files or dataset directories written."""
+    steps: int
+    """Environment steps taken for the dataset (rows for OGBench, transitions for Minari)."""
+    episodes: int
+    """Trajectories written."""
+    seconds: float
+    """Wall-clock time of the collection (environment construction excluded)."""
+    ref_min_score: float | None = None
+    """Minari only: stored reference score of a random policy."""
+    ref_max_score: float | None = None
+    """Minari only: stored reference score of the expert policy."""
+
+    @property
+    def steps_per_second(self) -> float:
+        """Collection throughput."""
+        return self.steps / max(self.seconds, 1e-9)
+
+
+def ogbench_val_path(path: str | os.PathLike[str]) -> Path:
+    """``x.npz`` -> ``x-val.npz``, where ``ogbench.make_env_and_datasets`` looks for it."""
+    p = Path(path)
+    if p.suffix != ".npz":
+        raise ValueError(f"OGBench dataset paths end in .npz, got {p}")
+    return p.with_name(p.stem + "-val.npz")
+
+
+@contextlib.contextmanager
+def _global_numpy_seed(seed: int) -> Generator[None]:
+    """Seed numpy's global RNG for the block (the oracles draw from it), then restore it."""
+    state = np.random.get_state()  # noqa: NPY002
+    np.random.seed(seed)  # noqa: NPY002
+    try:
+        yield
+    finally:
+        np.random.set_state(state)  # noqa: NPY002
+
+
+def _make_oracle(cfg: OGBenchGenConfig, env: gym.Env[Any, Any]) -> Any:
+    if cfg.env.startswith("cube"):
+        from ogbench.manipspace.oracles.plan.cube_plan import CubePlanOracle
+
+        return CubePlanOracle(env=env, noise=cfg.noise, noise_smoothing=cfg.noise_smoothing)
+    from ogbench.manipspace.oracles.plan.button_plan import ButtonPlanOracle
+
+    return ButtonPlanOracle(
+        env=env, noise=cfg.noise, noise_smoothing=cfg.noise_smoothing, gripper_always_closed=True
+    )
+
+
+def _refuse_existing(paths: list[Path], overwrite: bool) -> None:
+    if overwrite:
+        return
+    existing = [str(p) for p in paths if p.exists()]
+    if existing:
+        raise FileExistsError(
+            f"{', '.join(existing)} already exist(s); pass overwrite=True (--overwrite) to replace"
+        )
+
+
+def generate_ogbench(
+    cfg: OGBenchGenConfig,
+    path: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> GenerationReport:
+    """Collect an OGBench play dataset with the scripted oracle and write it as ``.npz`` files.
+
+    Args:
+        cfg: What to collect.
+        path: Training file ``<name>.npz``; the validation file is ``<name>-val.npz``.
+        overwrite: Replace existing files.
+        progress: Show a tqdm bar (steps).
+
+    Returns:
+        The report (both paths, rows collected, trajectories, seconds).
+
+    Raises:
+        FileExistsError: a file exists and ``overwrite`` is False (checked before collecting).
+        ImportError: ogbench is not installed (extra ``driftql[ogbench]``).
+    """
+    import ogbench  # noqa: F401  (registers the environments)
+
+    train_path, val_path = Path(path), ogbench_val_path(path)
+    _refuse_existing([train_path, val_path], overwrite)
+    env = gym.make(
+        cfg.env_id,
+        terminate_at_goal=False,
+        mode="data_collection",
+        max_episode_steps=cfg.max_episode_steps,
+    )
+    has_buttons = hasattr(env.unwrapped, "_cur_button_states")
+    oracle = _make_oracle(cfg, env)
+    num_train, num_val = cfg.num_episodes, cfg.num_val_episodes
+    stack_lo, stack_hi = _P_STACK.get(cfg.env.partition("-")[2], (0.5, 0.5))
+    rows: dict[str, list[npt.NDArray[Any]]] = {
+        k: [] for k in ("observations", "actions", "terminals", "qpos", "qvel")
+    }
+    if has_buttons:
+        rows["button_states"] = []
+    # ManipSpace builds a new action space at every access, so seeding env.action_space would
+    # not stick: keep one instance and seed it (its samples are uniform in [-1, 1]^5).
+    random_actions = env.action_space
+    random_actions.seed(cfg.seed)
+    train_rows = 0
+    t0 = time.perf_counter()
+    with (
+        _global_numpy_seed(cfg.seed),
+        tqdm(
+            total=(num_train + num_val) * cfg.max_episode_steps,
+            disable=not progress,
+            unit="step",
+            desc=f"{cfg.env} play",
+            dynamic_ncols=True,
+        ) as bar,
+    ):
+        for ep in range(num_train + num_val):
+            # The first reset seeds the environment's RNG; later ones continue its stream.
+            ob, info = env.reset(seed=cfg.seed if ep == 0 else None)
+            p_stack = float(np.random.uniform(stack_lo, stack_hi)) if stack_hi > 0 else 0.0  # noqa: NPY002
+            oracle.reset(ob, info)
+            done = False
+            while not done:
+                if np.random.rand() < cfg.p_random_action:  # noqa: NPY002
+                    action = np.asarray(random_actions.sample())
+                else:
+                    action = np.asarray(oracle.select_action(ob, info))
+                action = np.clip(action, -1.0, 1.0)
+                next_ob, _, terminated, truncated, info = env.step(action)
+                done = bool(terminated or truncated)
+                if oracle.done:  # the oracle finished its plan: a new target, a new plan
+                    oracle_ob, oracle_info = env.unwrapped.set_new_target(p_stack=p_stack)  # pyright: ignore[reportAttributeAccessIssue]
+                    oracle.reset(oracle_ob, oracle_info)
+                # The row holds the state *before* the action (info's prev_* entries).
+                rows["observations"].append(ob)
+                rows["actions"].append(action)
+                rows["terminals"].append(np.asarray(done))
+                rows["qpos"].append(info["prev_qpos"])
+                rows["qvel"].append(info["prev_qvel"])
+                if has_buttons:
+                    rows["button_states"].append(info["prev_button_states"])
+                ob = next_ob
+                bar.update(1)
+            if ep == num_train - 1:
+                train_rows = len(rows["terminals"])
+    seconds = time.perf_counter() - t0
+    env.close()
+
+    dtypes = {"terminals": np.bool_, "button_states": np.int64}
+    arrays = {k: np.asarray(v, dtype=dtypes.get(k, np.float32)) for k, v in rows.items()}
+    _refuse_existing([train_path, val_path], overwrite)
+    for target, part in ((train_path, slice(0, train_rows)), (val_path, slice(train_rows, None))):
+        with atomic_write(target, "wb") as f:
+            # numpy's stub types **kwds like its keyword parameters; every value is an array.
+            np.savez_compressed(f, **{k: v[part] for k, v in arrays.items()})  # pyright: ignore[reportArgumentType]
+    total = len(arrays["terminals"])
+    return GenerationReport(
+        paths=(train_path, val_path), steps=total, episodes=num_train + num_val, seconds=seconds
+    )
+
+
+# ----------------------------------------------------------------------------- Minari
+
+
+@dataclasses.dataclass(frozen=True)
+class MinariGenConfig:
+    """Minari dataset collection from a policy in a gymnasium environment."""
+
+    env_id: str = "Hopper-v5"
+    """Gymnasium environment id."""
+    dataset_id: str = "local/hopper/random-v0"
+    """Minari dataset id, (namespace/)name-v<version>."""
+    num_steps: int = 100_000
+    """Transitions to collect (the last episode is cut, as truncated, when the budget ends)."""
+    p_random_action: float = 0.0
+    """Probability that a step executes a uniformly random action instead of the policy's."""
+    seed: int = 0
+    """Seeds resets (episode k gets its own seed), the action space and the random-action draws."""
+    ref_episodes: int = 10
+    """Episodes used to estimate each reference score."""
+
+    def __post_init__(self) -> None:
+        if self.num_steps < 1:
+            raise ValueError(f"MinariGenConfig.num_steps must be >= 1, got {self.num_steps}")
+        if not 0.0 <= self.p_random_action <= 1.0:
+            raise ValueError(
+                f"MinariGenConfig.p_random_action must be in [0, 1], got {self.p_random_action}"
+            )
+        if self.ref_episodes < 1:
+            raise ValueError(f"MinariGenConfig.ref_episodes must be >= 1, got {self.ref_episodes}")
+        if self.seed < 0:
+            raise ValueError(f"MinariGenConfig.seed must be >= 0, got {self.seed}")
+
+
+def _episode_seed(seed: int, stream: int, episode: int) -> int:
+    return int(np.random.SeedSequence([seed, stream, episode]).generate_state(1)[0])
+
+
+def rollout(
+    env: gym.Env[Any, Any],
+    policy: Policy | None,
+    *,
+    num_steps: int,
+    seed: int,
+    p_random_action: float = 0.0,
+    progress: bool = False,
+) -> list[Episode]:
+    """Collect ``num_steps`` transitions of ``policy`` (uniformly random when None).
+
+    Episode ``k`` starts from ``env.reset(seed=...)`` with its own seed derived from ``seed``;
+    random actions come from the action space seeded with ``seed``.
+
+    Args:
+        env: The environment (not autoresetting: a plain ``gymnasium.make``).
+        policy: Observation -> action; None for uniformly random actions.
+        num_steps: Transitions to collect.
+        seed: Seed of the collection.
+        p_random_action: Probability of executing a uniformly random action instead.
+        progress: Show a tqdm bar.
+
+    Returns:
+        Validated episodes; the last one is marked truncated if the budget cut it.
+    """
+    env.action_space.seed(seed)
+    coin = np.random.default_rng(_episode_seed(seed, 1, 0))
+    episodes: list[Episode] = []
+    steps = 0
+    with tqdm(total=num_steps, disable=not progress, unit="step", dynamic_ncols=True) as bar:
+        while steps < num_steps:
+            ob, _ = env.reset(seed=_episode_seed(seed, 0, len(episodes)))
+            obs, acts, rews, terms, truncs = [ob], [], [], [], []
+            done = False
+            while not done:
+                if policy is None or coin.random() < p_random_action:
+                    action = env.action_space.sample()
+                else:
+                    action = policy(ob)
+                ob, reward, terminated, truncated, _ = env.step(action)
+                steps += 1
+                bar.update(1)
+                cut = steps >= num_steps and not (terminated or truncated)
+                obs.append(ob)
+                acts.append(np.asarray(action))
+                rews.append(float(reward))
+                terms.append(bool(terminated))
+                truncs.append(bool(truncated) or cut)
+                done = terminated or truncated or cut
+            episodes.append(
+                validate_episode(
+                    np.asarray(obs),
+                    np.asarray(acts),
+                    np.asarray(rews, np.float32),
+                    np.asarray(terms),
+                    np.asarray(truncs),
+                    where=f"rollout of {env.spec.id if env.spec else env}, episode {len(episodes)}",
+                    episode_id=len(episodes),
+                )
+            )
+    return episodes
+
+
+def mean_return(
+    env: gym.Env[Any, Any], policy: Policy | None, *, episodes: int, seed: int
+) -> float:
+    """Mean undiscounted return of ``policy`` (uniform random when None) over seeded episodes."""
+    returns: list[float] = []
+    env.action_space.seed(seed)
+    for k in range(episodes):
+        ob, _ = env.reset(seed=_episode_seed(seed, 2, k))
+        total, done = 0.0, False
+        while not done:
+            action = env.action_space.sample() if policy is None else policy(ob)
+            ob, reward, terminated, truncated, _ = env.step(action)
+            total += float(reward)
+            done = terminated or truncated
+        returns.append(total)
+    return float(np.mean(returns))
+
+
+def generate_minari(
+    cfg: MinariGenConfig,
+    policy: Policy | None,
+    *,
+    expert_policy: Policy | None = None,
+    ref_min_score: float | None = None,
+    ref_max_score: float | None = None,
+    algorithm_name: str | None = None,
+    description: str | None = None,
+    root: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> GenerationReport:
+    """Roll out ``policy`` and write a Minari dataset with reference scores.
+
+    Args:
+        cfg: What to collect.
+        policy: The behaviour policy; None for uniformly random actions.
+        expert_policy: Policy whose mean return is ``ref_max_score``; default ``policy`` (when
+            it is not None).
+        ref_min_score: Stored as is when given; else the random policy's mean return over
+            ``cfg.ref_episodes`` episodes.
+        ref_max_score: Stored as is when given; else the expert's mean return.
+        algorithm_name: Stored in the dataset metadata.
+        description: Stored in the dataset metadata.
+        root: Minari datasets root.
+        overwrite: Replace an existing dataset with this id.
+        progress: Show a tqdm bar.
+
+    Returns:
+        The report, with the stored reference scores.
+
+    Raises:
+        FileExistsError: the dataset exists and ``overwrite`` is False (checked first).
+        ValueError: no way to get ``ref_max_score`` (random behaviour, no expert, none given),
+            or the reference scores are equal (normalised scores would divide by zero).
+    """
+    target = minari_dataset_dir(cfg.dataset_id, root)
+    if target.exists() and not overwrite:
+        raise FileExistsError(
+            f"Minari dataset {cfg.dataset_id!r} already exists at {target}; pass overwrite=True "
+            "(--overwrite) to replace it"
+        )
+    expert = expert_policy if expert_policy is not None else policy
+    if ref_max_score is None and expert is None:
+        raise ValueError(
+            "ref_max_score: a random-policy dataset needs an expert policy or an explicit "
+            "ref_max_score (minari.get_normalized_score needs both reference scores)"
+        )
+    with gym.make(cfg.env_id) as env:
+        t0 = time.perf_counter()
+        episodes = rollout(
+            env,
+            policy,
+            num_steps=cfg.num_steps,
+            seed=cfg.seed,
+            p_random_action=cfg.p_random_action,
+            progress=progress,
+        )
+        seconds = time.perf_counter() - t0
+        ref_seed = _episode_seed(cfg.seed, 3, 0)
+        if ref_min_score is None:
+            ref_min_score = mean_return(env, None, episodes=cfg.ref_episodes, seed=ref_seed)
+        if ref_max_score is None:
+            ref_max_score = mean_return(env, expert, episodes=cfg.ref_episodes, seed=ref_seed)
+        if ref_max_score == ref_min_score:
+            raise ValueError(
+                f"ref_min_score == ref_max_score == {ref_min_score}: normalised scores would "
+                "divide by zero"
+            )
+        path = save_minari(
+            episodes,
+            cfg.dataset_id,
+            observation_space=env.observation_space,
+            action_space=env.action_space,
+            env=env.spec,
+            algorithm_name=algorithm_name or ("uniform-random" if policy is None else "policy"),
+            author="rlworks driftql",
+            description=description
+            or (
+                f"{cfg.num_steps} steps of {'a uniformly random policy' if policy is None else 'a policy'} "
+                f"on {cfg.env_id}, p_random_action={cfg.p_random_action}, seed {cfg.seed}; "
+                f"ref_min_score: random policy's mean return, ref_max_score: expert's mean "
+                f"return, over {cfg.ref_episodes} episodes each"
+            ),
+            ref_min_score=ref_min_score,
+            ref_max_score=ref_max_score,
+            root=root,
+            overwrite=overwrite,
+        )
+    return GenerationReport(
+        paths=(path,),
+        steps=sum(ep.num_steps for ep in episodes),
+        episodes=len(episodes),
+        seconds=seconds,
+        ref_min_score=ref_min_score,
+        ref_max_score=ref_max_score,
+    )

@@ -1,0 +1,73 @@
+"""Imitation learning from observation with optimal-transport rewards (Chang, Fujimoto, Meger,
+Dudek, RLJ 2024, arXiv 2310.01632).
+
+* :mod:`ot_ilfo.rewards`: the OT reward on POT (expert normalisation, atoms, costs, Sinkhorn /
+  log-Sinkhorn / EMD plans, per-step rewards).
+* :mod:`ot_ilfo.relabel`: :class:`OTRelabelStore`, episode-end relabelling in front of an
+  ``rl_buffers.ReplayBuffer``, for any off-policy learner.
+* :mod:`ot_ilfo.agent`: the paper's learner, TD3 with time-to-horizon input and PAL loss.
+* :mod:`ot_ilfo.demos`: state-only expert demonstrations as Minari datasets.
+"""
+
+from ot_ilfo.agent import TD3Agent
+from ot_ilfo.config import (
+    AtomKind,
+    CostKind,
+    CriticLoss,
+    RewardConfig,
+    SolverKind,
+    TD3Config,
+)
+from ot_ilfo.demos import (
+    SCRIPTED,
+    STATE_ONLY_ACTION_SPACE,
+    episode_return,
+    load_expert_states,
+    pendulum_swingup,
+    rollout_states,
+    save_demos,
+)
+from ot_ilfo.envs import TimeToHorizon
+from ot_ilfo.relabel import EpisodeStats, OTRelabelStore
+from ot_ilfo.rewards import (
+    OTConvergenceWarning,
+    OTResult,
+    OTRewarder,
+    SolveInfo,
+    StateNormalizer,
+    TrajectoryError,
+    check_trajectory,
+    cost_matrix,
+    solve_coupling,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SCRIPTED",
+    "STATE_ONLY_ACTION_SPACE",
+    "AtomKind",
+    "CostKind",
+    "CriticLoss",
+    "EpisodeStats",
+    "OTConvergenceWarning",
+    "OTRelabelStore",
+    "OTResult",
+    "OTRewarder",
+    "RewardConfig",
+    "SolveInfo",
+    "SolverKind",
+    "StateNormalizer",
+    "TD3Agent",
+    "TD3Config",
+    "TimeToHorizon",
+    "TrajectoryError",
+    "check_trajectory",
+    "cost_matrix",
+    "episode_return",
+    "load_expert_states",
+    "pendulum_swingup",
+    "rollout_states",
+    "save_demos",
+    "solve_coupling",
+]
