@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,17 @@ def test_text_mode_and_bad_mode(tmp_path: Path) -> None:
     assert (tmp_path / "sub" / "c.json").read_text() == "{}"
     with pytest.raises(ValueError, match="mode"), rio.atomic_write(tmp_path / "x", "a"):
         pass
+
+
+def test_atomic_write_gives_the_permissions_of_a_plain_open(tmp_path):
+    old = os.umask(0o027)
+    try:
+        with rio.atomic_write(tmp_path / "new.bin") as f:
+            f.write(b"x")
+        assert stat.S_IMODE((tmp_path / "new.bin").stat().st_mode) == 0o640
+        os.chmod(tmp_path / "new.bin", 0o604)
+        with rio.atomic_write(tmp_path / "new.bin") as f:  # a replaced file keeps its mode
+            f.write(b"y")
+        assert stat.S_IMODE((tmp_path / "new.bin").stat().st_mode) == 0o604
+    finally:
+        os.umask(old)

@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import io
 import os
+import stat
 import struct
 import tempfile
 from collections.abc import Generator
@@ -44,11 +45,20 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _process_umask() -> int:
+    """The process umask (read by setting and restoring it: POSIX has no getter)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Generator[IO[Any]]:
     """Open a temporary file that replaces ``path`` atomically when the block exits cleanly.
 
-    If the block raises, the temporary file is removed and ``path`` is untouched.
+    If the block raises, the temporary file is removed and ``path`` is untouched. The file gets
+    the permissions a plain ``open`` would give it (those of the file it replaces, else
+    ``0o666`` less the process umask), not the owner-only mode of a temporary file.
 
     Args:
         path: Destination file. Its parent directory is created if missing.
@@ -68,6 +78,11 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Generator[IO
             yield f
             f.flush()
             os.fsync(f.fileno())
+        try:
+            perms = stat.S_IMODE(dest.stat().st_mode)
+        except FileNotFoundError:
+            perms = 0o666 & ~_process_umask()
+        os.chmod(tmp, perms)
         os.replace(tmp, dest)
         _fsync_dir(dest.parent)
     except BaseException:
