@@ -95,7 +95,7 @@ def test_normalized_score_uses_the_reference_scores(tmp_path: Path, hopper: Path
             )
 
 
-def test_resumed_run_equals_uninterrupted_run(tmp_path: Path, hopper: Path) -> None:
+def test_resumed_run_equals_uninterrupted_run(tmp_path: Path, hopper: Path, same_state) -> None:
     straight = _train(tmp_path, hopper, "straight")
     first = _train(tmp_path, hopper, "resumed", "--total-steps", "20")
     resumed = _train(tmp_path, hopper, "resumed", "--allow-config-change")
@@ -103,7 +103,7 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path: Path, hopper: Path) -> N
     a = io.load(straight / "checkpoints" / "ckpt-000000000040.pt")
     b = io.load(resumed / "checkpoints" / "ckpt-000000000040.pt")
     for key in ("agent", "source", "counters", "rng"):
-        _same(a[key], b[key], key)
+        same_state(a[key], b[key], key)
     assert _lines(straight) == _lines(resumed)
 
 
@@ -202,22 +202,3 @@ def test_minari_data_from_an_mrq_run(tmp_path: Path) -> None:
                  "--dataset-id", "test/x/y-v0", "--minari-root", str(tmp_path), "--quiet"]
             )
         )  # fmt: skip
-
-
-def _same(a, b, where: str) -> None:
-    import torch
-
-    if isinstance(a, torch.Tensor):
-        assert torch.equal(a, b), where
-    elif isinstance(a, np.ndarray):
-        assert np.array_equal(a, b), where
-    elif isinstance(a, dict):
-        assert a.keys() == b.keys(), where
-        for k in a:
-            _same(a[k], b[k], f"{where}.{k}")
-    elif isinstance(a, list | tuple):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            _same(x, y, f"{where}[{i}]")
-    else:
-        assert a == b, f"{where}: {a!r} != {b!r}"

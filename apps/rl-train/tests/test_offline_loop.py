@@ -134,7 +134,7 @@ def test_resume_on_other_data_is_refused(tmp_path: Path) -> None:
         main(str(tmp_path), "b", 50, data_seed=1)
 
 
-def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
+def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path: Path, same_state) -> None:
     code = (
         f"import sys; sys.path.insert(0, {str(HERE)!r}); "
         f"from test_offline_loop import main; main({str(tmp_path)!r}, 'killed', 400, delay=0.003)"
@@ -162,23 +162,6 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None
     final = "checkpoints/ckpt-000000000400.pt"
     a, b = io.load(killed / final), io.load(reference / final)
     for key in ("agent", "source", "counters", "rng", "pending_metrics"):
-        _same(a[key], b[key], key)
+        same_state(a[key], b[key], key)
     assert _lines(killed) == _lines(reference)
     assert [e["step"] for e in _lines(killed) if "eval/return" in e] == [0, 100, 200, 300, 400]
-
-
-def _same(a: Any, b: Any, where: str) -> None:
-    if isinstance(a, torch.Tensor):
-        assert torch.equal(a, b), where
-    elif isinstance(a, np.ndarray):
-        assert np.array_equal(a, b), where
-    elif isinstance(a, dict):
-        assert a.keys() == b.keys(), where
-        for k in a:
-            _same(a[k], b[k], f"{where}.{k}")
-    elif isinstance(a, list | tuple):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            _same(x, y, f"{where}[{i}]")
-    else:
-        assert a == b, f"{where}: {a!r} != {b!r}"
