@@ -265,3 +265,23 @@ def _at(state, path):
     for key in path:
         state = state[key]
     return state
+
+
+def test_checkpoints_by_wall_time_do_not_change_the_run(tiny_args, run_dir, same_state):
+    _train(tiny_args("steps", "--checkpoint-minutes", "0"))
+    # A period far below one step's time: every step checkpoints, none of it perturbs training.
+    _train(tiny_args("timed", "--checkpoint-minutes", "1e-9", "--keep-checkpoints", "3"))
+    log = logging.getLogger("t")
+    by_steps = CheckpointManager(run_dir("steps") / "checkpoints", keep=10, log=log)
+    timed = CheckpointManager(run_dir("timed") / "checkpoints", keep=3, log=log)
+    assert by_steps.steps() == [100, 200, 300, 400]
+    assert timed.steps() == [398, 399, 400]
+    final = "checkpoints/ckpt-000000000400.pt"
+    a, b = io.load(run_dir("steps") / final), io.load(run_dir("timed") / final)
+    same_state(a["agent"], b["agent"], "agent")
+    same_state(a["buffer"], b["buffer"], "buffer")
+
+
+def test_negative_checkpoint_minutes_is_refused():
+    with pytest.raises(ValueError, match="checkpoint_minutes"):
+        RunConfig(checkpoint_minutes=-1.0)

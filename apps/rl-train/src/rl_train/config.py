@@ -48,6 +48,9 @@ class RunConfig:
     """Steps between train/, buffer/ and time/ entries in metrics.jsonl (means over the interval)."""
     checkpoint_every: int = 50_000
     """Steps between checkpoints (also at the last step)."""
+    checkpoint_minutes: float = 30.0
+    """Also checkpoint once this many minutes of wall time have passed since the last checkpoint
+    (slow CPU runs then never lose more than this); 0 checkpoints by steps only."""
     keep_checkpoints: int = 2
     """Checkpoints kept on disk; older ones are deleted (2 or more leaves a fallback)."""
     root: Path = Path("runs")
@@ -86,6 +89,7 @@ class RunConfig:
             "wandb_project",
             "wandb_entity",
             "quiet",
+            "checkpoint_minutes",
         }
     )
     """Fields that may differ between a run's config.json and the command that resumes it."""
@@ -99,6 +103,10 @@ class RunConfig:
                 raise ValueError(f"RunConfig.{name} must be >= 1, got {value}")
         if self.eval_episodes < 0:
             raise ValueError(f"RunConfig.eval_episodes must be >= 0, got {self.eval_episodes}")
+        if not self.checkpoint_minutes >= 0:
+            raise ValueError(
+                f"RunConfig.checkpoint_minutes must be >= 0, got {self.checkpoint_minutes}"
+            )
         if self.keep_checkpoints < 1:
             raise ValueError(
                 f"RunConfig.keep_checkpoints must be >= 1, got {self.keep_checkpoints}"

@@ -10,7 +10,7 @@ A trainer builds its environments, agent and buffer, then hands them to
              agent.update(sample()); the metrics are averaged until the next log entry
     log      every `log_every` steps: train/ means, buffer/size, time/sps, time/elapsed
     eval     at step 0, every `eval_every` steps and at the end: eval/return, eval/length, ...
-    save     every `checkpoint_every` steps and at the end
+    save     every `checkpoint_every` steps, every `checkpoint_minutes`, and at the end
 
 Exact resume without pickling the environment: training episode k starts from
 ``env.reset(seed=episode_seed(seed, "train", k))`` and the checkpoint stores the actions taken so
@@ -298,7 +298,7 @@ def train_off_policy(
                 t_log, step_log = now, c.step
             if rc.eval_episodes and (c.step % rc.eval_every == 0 or last):
                 last_eval = _evaluate(run, policy, eval_env, c.step, bar)
-            if c.step % rc.checkpoint_every == 0 or last:
+            if run.checkpoint_due(c.step, last=last):
                 run.save_checkpoint(
                     c.step,
                     {

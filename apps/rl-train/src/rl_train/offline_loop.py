@@ -7,7 +7,7 @@ them to :func:`train_offline`, which runs one gradient step per iteration::
     update   agent.update(source.sample()); the metrics are averaged until the next log entry
     log      every `log_every` steps: train/ means, buffer/size, time/ups, time/elapsed
     eval     at step 0, every `eval_every` steps and at the end: whatever `evaluate()` returns
-    save     every `checkpoint_every` steps and at the end
+    save     every `checkpoint_every` steps, every `checkpoint_minutes`, and at the end
 
 Steps are gradient steps (``run.run_cfg.total_steps`` of them). Nothing here knows the method,
 the data format or how evaluation works, so any offline method (single- or multi-agent) reuses
@@ -180,7 +180,7 @@ def train_offline(
                 t_log, step_log = now, step
             if do_eval and (step % rc.eval_every == 0 or last):
                 last_eval = _evaluate(run, evaluate, step, bar)
-            if step % rc.checkpoint_every == 0 or last:
+            if run.checkpoint_due(step, last=last):
                 run.save_checkpoint(
                     step,
                     {

@@ -170,6 +170,7 @@ class Run:
         self._lock = lock
         self._elapsed_before = float(restored["elapsed"]) if restored else 0.0
         self._t0 = time.perf_counter()
+        self._last_checkpoint = self._t0
         self._closed = False
 
     @property
@@ -185,6 +186,16 @@ class Run:
     def elapsed(self) -> float:
         """Wall-clock seconds spent in this run, over every attempt."""
         return self._elapsed_before + time.perf_counter() - self._t0
+
+    def checkpoint_due(self, step: int, *, last: bool) -> bool:
+        """Whether the loop should checkpoint after ``step``: at the last step, every
+        ``checkpoint_every`` steps, and once ``checkpoint_minutes`` of wall time have passed
+        since the last checkpoint (or the start of this attempt)."""
+        rc = self.run_cfg
+        if last or step % rc.checkpoint_every == 0:
+            return True
+        minutes = rc.checkpoint_minutes
+        return minutes > 0 and time.perf_counter() - self._last_checkpoint >= 60.0 * minutes
 
     def save_checkpoint(self, step: int, state: Mapping[str, Any]) -> Path:
         """Write a checkpoint at ``step``.
@@ -213,6 +224,7 @@ class Run:
         }
         self.logger.flush()
         path = self.checkpoints.save(step, full)
+        self._last_checkpoint = time.perf_counter()
         self.log.debug("checkpoint %s", path)
         return path
 
