@@ -41,6 +41,7 @@ from bench_driftql_offline import (  # the sibling benchmark's helpers (run from
     markdown_table,
     mean_std,
 )
+from mrq_drq import config as mrq_presets
 from ot_ilfo import SCRIPTED, episode_return
 from rl_buffers import load_minari
 from rl_buffers.io import atomic_write
@@ -125,16 +126,20 @@ def random_return(env_id: str, episodes: int, seed: int) -> float:
     return result.mean_return
 
 
-def base_config(env: str, learner: str) -> OTILfOTrainConfig:
-    """The method's preset for ``env`` with ``learner``."""
+def base_config(env: str, learner: str, mrq_size: str = "preset") -> OTILfOTrainConfig:
+    """The method's preset for ``env`` with ``learner``; ``mrq_size="tiny"`` swaps in MR.Q's
+    small-width ``tiny`` preset (for CPU budgets) instead of the preset's MR.Q."""
     preset = METHOD.presets["pendulum" if env == "Pendulum-v1" else "gym"]
-    return dataclasses.replace(preset, env=env, learner=learner)  # type: ignore[arg-type]
+    cfg = dataclasses.replace(preset, env=env, learner=learner)  # type: ignore[arg-type]
+    if mrq_size == "tiny":
+        cfg = dataclasses.replace(cfg, mrq=mrq_presets.tiny(env))
+    return cfg
 
 
 def train_one(
     env: str, learner: str, seed: int, demo_id: str, args: argparse.Namespace
 ) -> dict[str, Any]:
-    base = base_config(env, learner)
+    base = base_config(env, learner, args.mrq_size)
     cfg = dataclasses.replace(
         base,
         demos=demo_id,
@@ -197,6 +202,12 @@ def main() -> None:
     parser.add_argument("--eval-episodes", type=int, default=10)
     parser.add_argument(
         "--random-steps", type=int, default=None, help="default: the preset's (1k / 10k)"
+    )
+    parser.add_argument(
+        "--mrq-size",
+        choices=("preset", "tiny"),
+        default="preset",
+        help="MR.Q learner: the preset's (paper widths off Pendulum) or the small `tiny` preset",
     )
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--threads", type=int, default=1)
