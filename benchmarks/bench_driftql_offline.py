@@ -14,14 +14,16 @@ Degradation: ``--degrade P...`` trains on a copy with a fraction P of the action
 (the trainer's ``--degrade-p``, uniform in [-1, 1]); ``--degraded-datasets`` adds files that were
 degraded when collected (e.g. ``rl-train driftql-data --p-random-action 0.3``), one per
 ``--datasets`` entry, compared against that entry's clean run. A dataset is ``[TASK=]PATH_OR_ID``
-(the task names the published settings and, for OGBench, the environment; default cube-single).
+(the task names the published settings and, for OGBench, the environment; by default it is read
+from the dataset's name, and a dataset with no published entry, such as a local Reacher one, gets
+the method's default settings).
 
 Runs are named ``<algo>-p<P>-<steps>st-h<widths>`` under ``--root``, so re-running the same command
 reuses finished runs and resumes interrupted ones (the trainer's named-run rule).
 
     uv run --no-sync python benchmarks/bench_driftql_offline.py \\
-        --datasets cube-single=/work/data/ogbench/cube-single-play-30ep.npz \\
-        --degraded-datasets cube-single=/work/data/ogbench/cube-single-play-30ep-p03.npz \\
+        --datasets data/cube-single-play.npz \\
+        --degraded-datasets data/cube-single-play-p03.npz \\
         --degrade 0 0.3 --seeds 0 1 2 --steps 1000000 --eval-every 100000 --eval-episodes 50 \\
         --device cuda                                  # the paper's OGBench schedule
     uv run --no-sync python benchmarks/bench_driftql_offline.py --steps 20 --eval-every 20 \\
@@ -50,8 +52,7 @@ from rl_train.plot import read_curve
 from rl_train.run import resolve_device
 
 RESULTS = Path(__file__).parent / "results" / "driftql_offline.json"
-DATA = Path("/work/data/ogbench")
-DEFAULT_TASK = "cube-single"
+DEFAULT_DATASET = "data/cube-single-play.npz"  # what the README's driftql-data command writes
 ALGOS = ("driftql", "fql", "bc")
 LAST_K = 3  # the paper reports OGBench as the mean of the last three evaluations
 
@@ -117,7 +118,13 @@ class DatasetSpec:
     """One ``[TASK=]PATH_OR_ID`` argument."""
 
     task: str
+    """Empty: the trainer reads the task from the dataset's name."""
     dataset: str
+
+    @property
+    def task_name(self) -> str:
+        """The task whose settings the trainer uses (``DriftQLTrainConfig.task_name``)."""
+        return DriftQLTrainConfig(task=self.task, dataset=self.dataset).task_name
 
     @property
     def name(self) -> str:
@@ -136,7 +143,7 @@ def parse_dataset(spec: str) -> DatasetSpec:
             )
         task, dataset = head, tail
     else:
-        task, dataset = DEFAULT_TASK, spec
+        task, dataset = "", spec
     if dataset.endswith(".npz") and not Path(dataset).is_file():
         raise argparse.ArgumentTypeError(f"{spec!r}: no such file {dataset}")
     return DatasetSpec(task, dataset)
@@ -223,7 +230,7 @@ def train_one(cond: Condition, algo: str, seed: int, args: argparse.Namespace) -
     return {
         "column": cond.column,
         "dataset": cond.data.dataset,
-        "task": cond.data.task,
+        "task": cond.data.task_name,
         "degrade_p": cond.degrade_p,
         "algo": algo,
         "seed": seed,
@@ -292,8 +299,9 @@ def main() -> None:
         "--datasets",
         nargs="+",
         type=parse_dataset,
-        default=[parse_dataset(f"{DEFAULT_TASK}={DATA / 'cube-single-play-30ep.npz'}")],
-        help="[TASK=]PATH_OR_ID: OGBench .npz files or local Minari ids",
+        default=None,
+        help="[TASK=]PATH_OR_ID: OGBench .npz files or local Minari ids; the task names the "
+        f"published settings, by default read from the dataset's name (default {DEFAULT_DATASET})",
     )
     parser.add_argument(
         "--degraded-datasets",
@@ -316,6 +324,11 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=Path("runs/bench_driftql_offline"))
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
+    if args.datasets is None:
+        try:
+            args.datasets = [parse_dataset(DEFAULT_DATASET)]
+        except argparse.ArgumentTypeError as e:
+            parser.error(f"{e}; make it with `rl-train driftql-data` or pass --datasets")
     for p in args.degrade:
         if not 0.0 <= p <= 1.0:
             parser.error(f"--degrade: each level must be in [0, 1], got {p}")
@@ -342,7 +355,7 @@ def main() -> None:
         {
             "column": c.column,
             "dataset": c.data.dataset,
-            "task": c.data.task,
+            "task": c.data.task_name,
             "degrade_p": c.degrade_p,
         }
         for c in conds

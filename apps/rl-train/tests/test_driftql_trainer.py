@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from driftql.config import AgentConfig, task_preset
+from driftql.config import AgentConfig, default_config, task_preset
 from rl_buffers import io
 from rl_buffers.offline import DatasetError
 from rl_train.method import UsageError
@@ -58,6 +58,30 @@ def _lines(run: Path) -> list[dict]:
         {k: v for k, v in json.loads(line).items() if not k.startswith("time/")}
         for line in (run / "metrics.jsonl").read_text().splitlines()
     ]
+
+
+@pytest.mark.parametrize(
+    ("args", "task"),
+    [
+        (["--dataset", "data/cube-single-play-30ep.npz"], "cube-single"),
+        (["--dataset", "x/puzzle-3x3-play-v0.npz"], "puzzle-3x3"),
+        (["--dataset", "mujoco/hopper/medium-v0"], "hopper-medium"),
+        (["--dataset", "local/reacher/expert-v0"], "local/reacher/expert-v0"),
+        (["--task", "walker2d", "--dataset", "mujoco/hopper/medium-v0"], "walker2d"),
+    ],
+)
+def test_task_is_read_from_the_dataset_name_unless_given(args: list[str], task: str) -> None:
+    cfg = METHOD.parse(["--preset", "ogbench", *args])
+    assert cfg.task_name == task
+    for algo in ("driftql", "fql"):
+        expected = task_preset(task, algo)
+        assert METHOD.parse(["--preset", "minari", "--algo", algo, *args]).resolved() == expected
+
+
+def test_a_dataset_with_no_published_entry_gets_the_defaults() -> None:
+    cfg = METHOD.parse(["--algo", "fql", "--dataset", "local/reacher/expert-v0"])
+    assert cfg.resolved() == default_config("fql")
+    assert cfg.resolved() != task_preset("cube-single", "fql")
 
 
 @pytest.mark.parametrize("algo", ["driftql", "fql", "bc"])

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 from driftql.agent import make_agent
-from driftql.config import AgentConfig, Algo, Kernel, QAgg, task_preset
+from driftql.config import AgentConfig, Algo, Kernel, QAgg, resolve_task, task_preset
 from driftql.data import (
     DegradeMode,
     dataset_fingerprint,
@@ -104,9 +104,12 @@ class AgentOverrides:
 class DriftQLTrainConfig:
     """rl-train driftql: DriftQL, or the FQL / BC baselines with --algo."""
 
-    task: str = "cube-single"
+    task: str = ""
     """Task whose published hyperparameters are used (driftql.TASK_PRESETS: cube-single,
-    puzzle-3x3, scene, hopper, ...); for OGBench data also the environment family evaluated."""
+    puzzle-3x3, scene, hopper, ...); for OGBench data also the environment family evaluated.
+    Empty: read from the dataset's name (cube-single-play-v0.npz -> cube-single,
+    mujoco/hopper/medium-v0 -> hopper-medium); a dataset with no published entry gets the
+    method's defaults."""
     dataset: str = ""
     """An OGBench .npz file (OGBench's layout, e.g. from `rl-train driftql-data`) or a local
     Minari dataset id."""
@@ -146,9 +149,19 @@ class DriftQLTrainConfig:
         """The dataset is an OGBench .npz file."""
         return self.dataset.endswith(".npz")
 
+    @property
+    def task_name(self) -> str:
+        """--task, else the dataset's task (:func:`driftql.config.resolve_task`), else the
+        dataset's own name (no published entry: the method's defaults; for OGBench the
+        environment family is then read from the file name)."""
+        if self.task:
+            return self.task
+        name = Path(self.dataset).stem if self.is_ogbench else self.dataset
+        return resolve_task(name) or name
+
     def resolved(self) -> AgentConfig:
-        """The agent this run trains: ``task_preset(task, algo)`` with the overrides."""
-        return self.agent.apply(task_preset(self.task, self.algo))
+        """The agent this run trains: ``task_preset(task_name, algo)`` with the overrides."""
+        return self.agent.apply(task_preset(self.task_name, self.algo))
 
 
 Evaluator = Callable[[], Mapping[str, Scalar]]
@@ -158,9 +171,9 @@ def _ogbench_data(
     cfg: DriftQLTrainConfig, run: Run, agent_box: list[Any]
 ) -> tuple[list[Episode], Evaluator, Any]:
     """Relabelled episodes, and a success-rate evaluator on OGBench's own environment."""
-    env_id = ogbench_env_id(cfg.task, cfg.task_id)
+    env_id = ogbench_env_id(cfg.task_name, cfg.task_id)
     raw = read_ogbench_npz(cfg.dataset)  # a bad file fails before the slow environment build
-    env = make_ogbench_env(cfg.task, cfg.task_id)
+    env = make_ogbench_env(cfg.task_name, cfg.task_id)
     rewards, masks = ogbench_relabel(raw, env, env_id)
     episodes = ogbench_episodes(raw, rewards=rewards, masks=masks, where=f"OGBench {cfg.dataset}")
     run.log.info("OGBench %s: rewards relabelled for %s", cfg.dataset, env_id)
@@ -237,13 +250,15 @@ def train(cfg: DriftQLTrainConfig) -> Path:
             buffer = make_offline_buffer(episodes, device=run.device)
             obs_dim = buffer.spec.obs_shape[0]
             action_dim = buffer.spec.action_shape[0]
+            key = resolve_task(cfg.task_name)
             run.log.info(
-                "%d transitions in %d episodes (obs %d, action %d); %s",
+                "%d transitions in %d episodes (obs %d, action %d); %s with %s",
                 len(buffer),
                 len(episodes),
                 obs_dim,
                 action_dim,
                 agent_cfg.algo,
+                f"the published {key} settings" if key else "the method's default settings",
             )
 
             # Agent, batches, and the record of the resolved hyperparameters.
@@ -269,11 +284,9 @@ def train(cfg: DriftQLTrainConfig) -> Path:
         return run.dir
 
 
-def _preset(
-    task: str, total: int, eval_every: int, episodes: int, **overrides: Any
-) -> DriftQLTrainConfig:
+def _preset(total: int, eval_every: int, episodes: int, **overrides: Any) -> DriftQLTrainConfig:
+    """A schedule; the task's settings come from --task or the dataset's name."""
     return DriftQLTrainConfig(
-        task=task,
         agent=AgentOverrides(**overrides),
         run=RunConfig(
             total_steps=total,
@@ -290,11 +303,11 @@ METHOD = Method(
     config_type=DriftQLTrainConfig,
     presets={
         # The paper's OGBench schedule: 1M gradient steps, 50 evaluation episodes every 100K.
-        "ogbench": _preset("cube-single", 1_000_000, 100_000, 50),
+        "ogbench": _preset(1_000_000, 100_000, 50),
         # The paper's D4RL schedule (500K steps, evaluated every 100K), here on Minari data.
-        "minari": _preset("hopper", 500_000, 100_000, 10),
+        "minari": _preset(500_000, 100_000, 10),
         # Small networks and a short run: learns something on a CPU in minutes.
-        "laptop": _preset("cube-single", 20_000, 5_000, 10, hidden_sizes=(256, 256)),
+        "laptop": _preset(20_000, 5_000, 10, hidden_sizes=(256, 256)),
     },
     train=train,
     description=(__doc__ or "").split("\n\n")[0],
