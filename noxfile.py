@@ -8,7 +8,8 @@ what a user gets:
   though a sibling declares it.
 - ``slow``: the tests marked ``slow`` (learning runs, kill-and-resume, Ray), all members at once.
 - ``lint``: ruff format --check and ruff check.
-- ``typecheck``: pyright over every member; strict on rl-buffers and rl-nets (see pyproject).
+- ``typecheck``: pyright over every member and ``benchmarks/``; strict on rl-buffers and rl-nets
+  (see pyproject).
 - ``wheels``: every member builds a wheel that installs alone into a clean venv, from its own wheel,
   its sibling wheels and the registry, then imports.
 
@@ -99,7 +100,7 @@ def typecheck(session: nox.Session) -> None:
     """pyright on every member's sources (strict for the shared packages)."""
     _sync(session, "--all-packages", "--all-extras", "--all-groups")
     python = pathlib.Path(session.virtualenv.location) / "bin" / "python"
-    sources = [str(p / "src") for p in MEMBERS.values()]
+    sources = [str(p / "src") for p in MEMBERS.values()] + ["benchmarks"]
     session.run("pyright", "--pythonpath", str(python), *sources)
 
 

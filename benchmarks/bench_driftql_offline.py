@@ -75,6 +75,26 @@ def machine_info(device: str, threads: int) -> dict[str, Any]:
     }
 
 
+def bench_run_config(args: argparse.Namespace, seed: int, name: str) -> RunConfig:
+    """One benchmark run's options: ``args.steps`` long, evaluated every ``args.eval_every``
+    steps on ``args.eval_episodes`` episodes, checkpointed at the end, quiet, no TensorBoard,
+    under ``args.root`` with a fixed ``name`` (so re-running reuses or resumes it)."""
+    return RunConfig(
+        seed=seed,
+        total_steps=args.steps,
+        eval_every=args.eval_every,
+        eval_episodes=args.eval_episodes,
+        log_every=min(1_000, args.eval_every),
+        checkpoint_every=args.steps,
+        root=args.root,
+        name=name,
+        device=args.device,
+        torch_threads=args.threads,
+        tensorboard=False,
+        quiet=True,
+    )
+
+
 def curve_of(run_dir: Path, metric: str) -> list[tuple[int, float]]:
     """``[(step, value), ...]`` of ``metric`` from the run's metrics.jsonl."""
     curve = read_curve(run_dir, metric)
@@ -197,20 +217,7 @@ def train_one(cond: Condition, algo: str, seed: int, args: argparse.Namespace) -
         algo=algo,  # type: ignore[arg-type]  # checked by argparse choices
         agent=AgentOverrides(hidden_sizes=hidden),
         degrade_p=cond.degrade_p,
-        run=RunConfig(
-            seed=seed,
-            total_steps=args.steps,
-            eval_every=args.eval_every,
-            eval_episodes=args.eval_episodes,
-            log_every=min(1_000, args.eval_every),
-            checkpoint_every=args.steps,
-            root=args.root,
-            name=f"{algo}-p{cond.degrade_p:g}-{args.steps}st-h{widths}",
-            device=args.device,
-            torch_threads=args.threads,
-            tensorboard=False,
-            quiet=True,
-        ),
+        run=bench_run_config(args, seed, f"{algo}-p{cond.degrade_p:g}-{args.steps}st-h{widths}"),
     )
     start = time.perf_counter()
     run_dir = METHOD.train(cfg)

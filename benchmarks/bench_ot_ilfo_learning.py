@@ -34,6 +34,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 from bench_driftql_offline import (  # the sibling benchmark's helpers (run from benchmarks/)
+    bench_run_config,
     curve_of,
     final_and_last_k,
     fmt,
@@ -146,20 +147,7 @@ def train_one(
         demos_root=args.demos_root,
         num_demos=args.num_demos,
         random_steps=base.random_steps if args.random_steps is None else args.random_steps,
-        run=RunConfig(
-            seed=seed,
-            total_steps=args.steps,
-            eval_every=args.eval_every,
-            eval_episodes=args.eval_episodes,
-            log_every=min(1_000, args.eval_every),
-            checkpoint_every=args.steps,
-            root=args.root,
-            name=f"{learner}-{args.steps}st-bench",
-            device=args.device,
-            torch_threads=args.threads,
-            tensorboard=False,
-            quiet=True,
-        ),
+        run=bench_run_config(args, seed, f"{learner}-{args.steps}st-bench"),
     )
     start = time.perf_counter()
     run_dir = train(cfg)

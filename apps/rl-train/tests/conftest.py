@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import torch
+from rl_buffers.testing import assert_same_state
 
 torch.set_num_threads(1)
 
@@ -61,29 +62,6 @@ def metric_lines(run: Path) -> list[dict[str, Any]]:
 @pytest.fixture
 def metrics() -> Callable[[Path], list[dict[str, Any]]]:
     return metric_lines
-
-
-def assert_same_state(a: Any, b: Any, where: str = "state") -> None:
-    """Bitwise equality of nested checkpoint entries (tensors, arrays, numbers, containers)."""
-    import numpy as np
-
-    if isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor), where
-        assert a.dtype == b.dtype, where
-        assert a.shape == b.shape, where
-        assert torch.equal(a, b), where
-    elif isinstance(a, np.ndarray):
-        assert np.array_equal(a, b), where
-    elif isinstance(a, dict):
-        assert a.keys() == b.keys(), where
-        for k in a:
-            assert_same_state(a[k], b[k], f"{where}.{k}")
-    elif isinstance(a, list | tuple):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            assert_same_state(x, y, f"{where}[{i}]")
-    else:
-        assert a == b, f"{where}: {a!r} != {b!r}"
 
 
 @pytest.fixture

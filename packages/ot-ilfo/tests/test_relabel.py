@@ -10,6 +10,7 @@ import pytest
 import torch
 from ot_ilfo import OTRelabelStore, OTRewarder, RewardConfig
 from rl_buffers import ReplayBuffer, TransitionSpec, io
+from rl_buffers.testing import assert_same_state
 
 STATE_DIM = 3
 CFG = RewardConfig(solver="emd")
@@ -68,12 +69,12 @@ def test_relabelling_touches_only_the_finished_episode() -> None:
         store.add(*step)
         assert store.num_staged > 0
         # Staged steps are invisible to the buffer: its whole state is unchanged.
-        assert_same(store.buffer.state_dict(), before)
+        assert_same_state(store.buffer.state_dict(), before)
     store.add(*ep2[-1])
     assert store.num_staged == 0
     assert len(store) == 11
     # The first episode's rewards are untouched; the second's are its own OT rewards.
-    assert_same(_rewards_of(store, 0, 6), _rewards_of_state(before, 0, 6))
+    assert_same_state(_rewards_of(store, 0, 6), _rewards_of_state(before, 0, 6))
     expert = log[1].expert_index
     expected = store.rewarder.rewards(states2.double().numpy(), expert_index=expert).rewards
     np.testing.assert_allclose(_rewards_of(store, 6, 11).numpy(), expected, rtol=1e-6)
@@ -127,7 +128,7 @@ def test_resume_mid_episode_is_exact(tmp_path: Path) -> None:
     assert resumed.num_staged == 3
     for step in flat[cut:]:
         resumed.add(*step)
-    assert_same(resumed.state_dict(), straight.state_dict())
+    assert_same_state(resumed.state_dict(), straight.state_dict())
 
 
 def test_bad_input_is_named() -> None:
@@ -160,23 +161,3 @@ def _rewards_of_state(buffer_state, lo: int, hi: int) -> torch.Tensor:
 
 def _rewards_of(store: OTRelabelStore, lo: int, hi: int) -> torch.Tensor:
     return _rewards_of_state(store.buffer.state_dict(), lo, hi)
-
-
-def assert_same(a, b, where: str = "state") -> None:
-    if isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor), where
-        assert a.dtype == b.dtype, where
-        assert a.shape == b.shape, where
-        assert torch.equal(a, b), where
-    elif isinstance(a, np.ndarray):
-        assert np.array_equal(a, b), where
-    elif isinstance(a, dict):
-        assert a.keys() == b.keys(), where
-        for k in a:
-            assert_same(a[k], b[k], f"{where}.{k}")
-    elif isinstance(a, list | tuple):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            assert_same(x, y, f"{where}[{i}]")
-    else:
-        assert a == b, f"{where}: {a!r} != {b!r}"
