@@ -44,7 +44,7 @@ from bench_driftql_offline import (  # the sibling benchmark's helpers (run from
 )
 from mrq_drq import config as mrq_presets
 from ot_ilfo import SCRIPTED, episode_return
-from rl_buffers import load_minari
+from rl_buffers import DatasetError, load_minari
 from rl_buffers.io import atomic_write
 from rl_train.config import RunConfig
 from rl_train.evaluation import evaluate
@@ -99,17 +99,30 @@ def demos_config(
 
 
 def expert_returns(
-    env: str, expert: str, num_demos: int, eval_episodes: int, root: Path
+    env: str, expert: str, num_demos: int, eval_episodes: int, root: Path, reuse: bool = False
 ) -> tuple[str, float, float]:
-    """Save the demonstration; returns ``(demo dataset id, demo return, expert eval return)``."""
+    """Save the demonstration; returns ``(demo dataset id, demo return, expert eval return)``.
+
+    With ``reuse``, datasets already under ``root`` with the expected number of episodes are read
+    instead of rolled out again (so that concurrent invocations never rewrite a dataset that
+    another one is about to load)."""
     slug = env_slug(env).lower()
+
+    def rollouts(dataset_id: str, episodes: int, seed: int) -> float:
+        if reuse:
+            try:
+                existing = load_minari(dataset_id, root=root)
+            except DatasetError:
+                existing = []
+            if len(existing) == episodes:
+                return float(np.mean([episode_return(ep) for ep in existing]))
+        make_demos(demos_config(env, expert, dataset_id, episodes, root, seed=seed))
+        return float(np.mean([episode_return(ep) for ep in load_minari(dataset_id, root=root)]))
+
     demo_id = f"bench/{slug}/demo-v0"
-    make_demos(demos_config(env, expert, demo_id, num_demos, root, seed=0))
-    demo = float(np.mean([episode_return(ep) for ep in load_minari(demo_id, root=root)]))
+    demo = rollouts(demo_id, num_demos, seed=0)
     # Held-out starts (seeds 10_000 + i), not the demonstration's: the expert's typical return.
-    check_id = f"bench/{slug}/expert-eval-v0"
-    make_demos(demos_config(env, expert, check_id, eval_episodes, root, seed=10_000))
-    held_out = float(np.mean([episode_return(ep) for ep in load_minari(check_id, root=root)]))
+    held_out = rollouts(f"bench/{slug}/expert-eval-v0", eval_episodes, seed=10_000)
     return demo_id, demo, held_out
 
 
@@ -202,6 +215,12 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=Path("runs/bench_ot_ilfo_learning"))
     parser.add_argument("--demos-root", type=Path, default=None, help="default: ROOT/demos")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--reuse-demos",
+        action="store_true",
+        help="read the demonstration and expert-check datasets already under --demos-root "
+        "instead of rolling the expert out again (same expert assumed)",
+    )
     args = parser.parse_args()
     experts = dict(args.experts)
     missing = [t for t in args.tasks if t not in experts]
@@ -231,7 +250,7 @@ def main() -> None:
     }
     for env in args.tasks:
         demo_id, demo, held_out = expert_returns(
-            env, experts[env], args.num_demos, args.eval_episodes, args.demos_root
+            env, experts[env], args.num_demos, args.eval_episodes, args.demos_root, args.reuse_demos
         )
         rand = float(np.mean([random_return(env, args.eval_episodes, s) for s in args.seeds]))
         results["tasks"][env] = {
