@@ -154,13 +154,17 @@ def train_one(
     env: str, learner: str, seed: int, demo_id: str, args: argparse.Namespace
 ) -> dict[str, Any]:
     base = base_config(env, learner, args.mrq_size)
+    time_tag = ""
+    if learner == "mrq" and args.mrq_time_input:
+        base = dataclasses.replace(base, mrq_time_input=True)
+        time_tag = "-time"
     cfg = dataclasses.replace(
         base,
         demos=demo_id,
         demos_root=args.demos_root,
         num_demos=args.num_demos,
         random_steps=base.random_steps if args.random_steps is None else args.random_steps,
-        run=bench_run_config(args, seed, f"{learner}-{args.steps}st-bench"),
+        run=bench_run_config(args, seed, f"{learner}{time_tag}-{args.steps}st-bench"),
     )
     start = time.perf_counter()
     run_dir = train(cfg)
@@ -210,6 +214,11 @@ def main() -> None:
         default="preset",
         help="MR.Q learner: the preset's (paper widths off Pendulum) or the small `tiny` preset",
     )
+    parser.add_argument(
+        "--mrq-time-input",
+        action="store_true",
+        help="give MR.Q the time-to-horizon entry that the paper's TD3 has",
+    )
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--root", type=Path, default=Path("runs/bench_ot_ilfo_learning"))
@@ -240,7 +249,9 @@ def main() -> None:
             "eval_every": args.eval_every,
             "eval_episodes": args.eval_episodes,
             "num_demos": args.num_demos,
+            "random_steps": args.random_steps,
         },
+        "mrq": {"size": args.mrq_size, "time_input": args.mrq_time_input},
         "seeds": args.seeds,
         "learners": args.learners,
         "std": "across seeds, ddof=0",

@@ -115,6 +115,22 @@ def test_mrq_learner_takes_the_same_rewards(tmp_path: Path, demos: Path) -> None
     assert np.isfinite(stored.numpy()).all()
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("time_input", [False, True])
+def test_mrq_takes_the_time_entry_only_when_asked(
+    tmp_path: Path, demos: Path, time_input: bool
+) -> None:
+    extra = ["--mrq-time-input"] if time_input else []
+    run = _train(tmp_path, demos, "mrq", 300, "--learner", "mrq", *extra)
+    state = io.load(run / "checkpoints" / "ckpt-000000000300.pt")
+    obs = state["buffer"]["store"]["buffer"]["storage"]["frames"][:200].numpy()  # s_0..s_199
+    assert obs.shape[1] == 3 + int(time_input)  # Pendulum: cos, sin, angular velocity
+    if time_input:  # the first 200-step episode: (T - t) / T for t = 0..199
+        np.testing.assert_allclose(obs[:, 3], (200 - np.arange(200)) / 200, atol=1e-6)
+    else:
+        np.testing.assert_allclose(obs[:, 0] ** 2 + obs[:, 1] ** 2, 1.0, atol=1e-5)
+
+
 def test_missing_demos_are_named(tmp_path: Path) -> None:
     from rl_buffers import DatasetNotFoundError
 

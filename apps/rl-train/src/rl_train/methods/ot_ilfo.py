@@ -89,6 +89,9 @@ class OTILfOTrainConfig:
     """With --learner td3 (td3.horizon is set to the environment's episode length)."""
     mrq: MRQConfig = dataclasses.field(default_factory=lambda: mrq_presets.tiny("Pendulum-v1"))
     """With --learner mrq: networks, replay and schedule (env and schedule totals not read)."""
+    mrq_time_input: bool = False
+    """With --learner mrq: append the time-to-horizon entry (T - t) / T to MR.Q's observation,
+    as the paper's TD3 has (off: MR.Q as published)."""
     batch_size: int = 100
     """TD3 batch size (MR.Q uses mrq.replay.batch_size)."""
     buffer_capacity: int = 1_000_000
@@ -98,6 +101,13 @@ class OTILfOTrainConfig:
     before the first episode has been relabelled into the buffer."""
     run: RunOptions = dataclasses.field(default_factory=RunConfig)
     """Seed, length, evaluation, logging and checkpoint options."""
+
+    @property
+    def time_input(self) -> bool:
+        """The learner's observation ends with the time-to-horizon entry."""
+        if self.learner == "td3":
+            return self.td3.time_input
+        return self.mrq_time_input
 
     def __post_init__(self) -> None:
         for name in ("num_demos", "batch_size", "buffer_capacity"):
@@ -195,12 +205,13 @@ def _env_horizon(env: gym.Env[Any, Any]) -> int:
 
 
 def _make_envs(cfg: OTILfOTrainConfig, seed: int) -> tuple[gym.Env[Any, Any], gym.Env[Any, Any]]:
-    """MR.Q's Gym preprocessing (float32, actions in [-1, 1]); TD3 adds the time entry."""
+    """MR.Q's Gym preprocessing (float32, actions in [-1, 1]), then the time entry if the
+    learner takes it (TD3 by default)."""
     env_cfg = EnvConfig(suite="gym", env_id=cfg.env)
     envs = []
     for stream in ("env", "eval_env"):
         env = make_env(env_cfg, seed=derive_seed(seed, stream))
-        if cfg.learner == "td3" and cfg.td3.time_input:
+        if cfg.time_input:
             env = TimeToHorizon(env, _env_horizon(env))
         envs.append(env)
     return envs[0], envs[1]
@@ -231,8 +242,7 @@ def train(cfg: OTILfOTrainConfig) -> Path:
             horizon = _env_horizon(env)
             obs_space = env.observation_space
             spec = check_spaces(obs_space, env.action_space)
-            time_entry = cfg.learner == "td3" and cfg.td3.time_input
-            state_dim = spec.obs_shape[0] - int(time_entry)
+            state_dim = spec.obs_shape[0] - int(cfg.time_input)
             experts = load_expert_states(
                 cfg.demos, root=cfg.demos_root, state_dim=state_dim, num_trajectories=cfg.num_demos
             )
