@@ -102,6 +102,20 @@ def test_config_changes_by_dotted_key():
     assert config_changes(old, old) == []
 
 
+def test_a_field_added_since_the_run_is_no_change_at_its_default():
+    old = {"agent": {"lr": 0.1}}
+    defaults = {"agent": {"lr": 0.3, "new_flag": False}}
+    at_default = {"agent": {"lr": 0.1, "new_flag": False}}
+    assert config_changes(old, at_default, defaults=defaults) == []
+    assert config_changes(old, at_default) != []  # without defaults every added field counts
+    changed = {"agent": {"lr": 0.1, "new_flag": True}}
+    assert [(c.key, c.old, c.new) for c in config_changes(old, changed, defaults=defaults)] == [
+        ("agent.new_flag", "<missing>", True)
+    ]
+    # A field the run HAD is compared as before, default or not.
+    assert config_changes({"agent": {"lr": 0.1}}, {"agent": {"lr": 0.3}}, defaults=defaults)
+
+
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [

@@ -292,17 +292,37 @@ def _flatten(data: Any, prefix: str, out: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def config_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[ConfigChange]:
+def config_changes(
+    old: Mapping[str, Any],
+    new: Mapping[str, Any],
+    *,
+    defaults: Mapping[str, Any] | None = None,
+) -> list[ConfigChange]:
     """Fields that differ between two :func:`to_jsonable` dicts, by dotted key, sorted.
+
+    Args:
+        old: The run's recorded config.
+        new: The config asked for now.
+        defaults: The config type's defaults (``to_jsonable(type(cfg)())``). A field that
+            ``old`` lacks (added to the code after the run started) and that ``new`` sets to
+            its default is not a change: the run behaved as the default does.
 
     Example:
         >>> config_changes({"a": {"b": 1}, "c": 2}, {"a": {"b": 3}, "c": 2})
         [ConfigChange(key='a.b', old=1, new=3)]
+        >>> config_changes({"c": 2}, {"c": 2, "d": False}, defaults={"c": 0, "d": False})
+        []
     """
     flat_old, flat_new = _flatten(old, "", {}), _flatten(new, "", {})
+    flat_default = _flatten(defaults, "", {}) if defaults is not None else {}
     missing = "<missing>"
     return [
         ConfigChange(key, flat_old.get(key, missing), flat_new.get(key, missing))
         for key in sorted(set(flat_old) | set(flat_new))
         if flat_old.get(key, missing) != flat_new.get(key, missing)
+        and not (
+            key not in flat_old
+            and key in flat_default
+            and flat_new.get(key, missing) == flat_default[key]
+        )
     ]

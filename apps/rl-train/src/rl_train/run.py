@@ -344,8 +344,15 @@ def _reconcile(run_dir: Path, method: str, cfg: MethodConfig) -> None:
     if info["method"] != method:
         raise ConfigMismatchError(f"{run_dir} holds a {info['method']!r} run, not {method!r}")
     may_change = {f"run.{name}" for name in RunConfig.RESUME_MAY_CHANGE}
+    # Fields added to the code after the run started are no change at their defaults.
+    try:
+        defaults: dict[str, Any] | None = to_jsonable(type(cfg)())
+    except TypeError:  # a config type that needs arguments: every added field counts
+        defaults = None
     changes = [
-        c for c in config_changes(info["config"], to_jsonable(cfg)) if c.key not in may_change
+        c
+        for c in config_changes(info["config"], to_jsonable(cfg), defaults=defaults)
+        if c.key not in may_change
     ]
     if not changes:
         return
