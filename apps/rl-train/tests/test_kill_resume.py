@@ -2,37 +2,19 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
-import time
 
 from rl_buffers import io
 from rl_train.cli import main
 
 
 def test_sigkill_then_resume_equals_an_uninterrupted_run(
-    tiny_args, run_dir, metrics, same_state, tmp_path
+    tiny_args, run_dir, metrics, same_state, kill_at_checkpoint, tmp_path
 ):
     args = tiny_args("killed", "--total-steps", "1000", "--log-every", "50")
-    # The child imports torch under the test's environment; its output goes to a file so a
-    # full pipe can never block it.
-    out = (tmp_path / "child.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rl_train", *args], stdout=out, stderr=subprocess.STDOUT
-    )
+    # The child imports torch under the test's environment.
     latest = run_dir("killed") / "checkpoints" / "latest"
-    try:
-        while not latest.exists():  # poll for the first checkpoint; never a fixed sleep
-            assert proc.poll() is None, (tmp_path / "child.log").read_text()
-            time.sleep(0.005)
-        os.kill(proc.pid, signal.SIGKILL)
-        assert proc.wait() == -signal.SIGKILL
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        out.close()
+    kill_at_checkpoint([sys.executable, "-m", "rl_train", *args], latest, tmp_path / "child.log")
     written = sorted((run_dir("killed") / "checkpoints").glob("ckpt-*.pt"))
     assert written
     assert written[-1].name != "ckpt-000000001000.pt", "killed after it finished"

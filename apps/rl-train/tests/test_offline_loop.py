@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Mapping
@@ -134,24 +131,15 @@ def test_resume_on_other_data_is_refused(tmp_path: Path) -> None:
         main(str(tmp_path), "b", 50, data_seed=1)
 
 
-def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path: Path, same_state) -> None:
+def test_sigkill_then_resume_equals_an_uninterrupted_run(
+    tmp_path: Path, same_state, kill_at_checkpoint
+) -> None:
     code = (
         f"import sys; sys.path.insert(0, {str(HERE)!r}); "
         f"from test_offline_loop import main; main({str(tmp_path)!r}, 'killed', 400, delay=0.003)"
     )
-    out = (tmp_path / "child.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=out, stderr=subprocess.STDOUT)
     latest = tmp_path / "offline-standin" / "synthetic" / "0-killed" / "checkpoints" / "latest"
-    try:
-        while not latest.exists():  # poll for the first checkpoint; never a fixed sleep
-            assert proc.poll() is None, (tmp_path / "child.log").read_text()
-            time.sleep(0.005)
-        os.kill(proc.pid, signal.SIGKILL)
-        assert proc.wait() == -signal.SIGKILL
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        out.close()
+    kill_at_checkpoint([sys.executable, "-c", code], latest, tmp_path / "child.log")
     killed = latest.parent.parent
     written = sorted((killed / "checkpoints").glob("ckpt-*.pt"))
     assert written
