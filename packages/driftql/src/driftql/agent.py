@@ -274,6 +274,23 @@ class _AgentBase:
     def _randn(self, *shape: int) -> Tensor:
         return torch.randn(shape, generator=self._update_gen, device=self.device)
 
+    def _actor_critic_step(
+        self, critic: QCritic, actor_optimizer: torch.optim.Optimizer, losses: tuple[Tensor, ...]
+    ) -> None:
+        """One step of both optimisers from ``critic_loss + actor_loss``, then the Polyak step.
+
+        The two losses share no parameters, so one backward gives each its own gradients. The
+        target moves towards the pre-update critic, as the official code.
+        """
+        critic_loss, actor_loss = losses
+        actor_optimizer.zero_grad(set_to_none=True)
+        critic.optimizer.zero_grad(set_to_none=True)
+        (critic_loss + actor_loss).backward()
+        critic.polyak()
+        critic.optimizer.step()
+        actor_optimizer.step()
+        self.training_steps += 1
+
     # ------------------------------------------------------------------ checkpointing
 
     def _modules(self) -> dict[str, nn.Module]:
@@ -488,14 +505,7 @@ class DriftQLAgent(_AgentBase):
             ValueError / TypeError: A malformed batch (the field is named).
         """
         critic_loss, actor_loss, metrics = self.compute_losses(batch)
-        self.actor_optimizer.zero_grad(set_to_none=True)
-        self.critic.optimizer.zero_grad(set_to_none=True)
-        # The two losses share no parameters, so one backward gives each its own gradients.
-        (critic_loss + actor_loss).backward()
-        self.critic.polyak()  # towards the pre-update critic, as the official code
-        self.critic.optimizer.step()
-        self.actor_optimizer.step()
-        self.training_steps += 1
+        self._actor_critic_step(self.critic, self.actor_optimizer, (critic_loss, actor_loss))
         return metrics
 
     def _modules(self) -> dict[str, nn.Module]:
@@ -661,13 +671,7 @@ class FQLAgent(_AgentBase):
             (one-step action vs dataset action), ``actor_loss``.
         """
         critic_loss, actor_loss, metrics = self.compute_losses(batch)
-        self.actor_optimizer.zero_grad(set_to_none=True)
-        self.critic.optimizer.zero_grad(set_to_none=True)
-        (critic_loss + actor_loss).backward()
-        self.critic.polyak()
-        self.critic.optimizer.step()
-        self.actor_optimizer.step()
-        self.training_steps += 1
+        self._actor_critic_step(self.critic, self.actor_optimizer, (critic_loss, actor_loss))
         return metrics
 
     def _modules(self) -> dict[str, nn.Module]:
