@@ -9,12 +9,21 @@ random policy evaluated on the same episodes, reported beside the curves.
         --steps 3000 --seeds 0 1 2 --algorithms mrq drq
     uv run --no-sync python benchmarks/bench_mrq_learning.py --preset gym --env HalfCheetah-v5 \\
         --steps 1000000 --eval-interval 5000            # the paper's setting (days on a CPU)
+
+``--jobs N`` trains N (algorithm, seed) runs at once, each in its own process with ``--threads``
+torch threads. Each finished run is written to ``results/<name>.runs/<algorithm>-<seed>.json`` at
+once, and a rerun with the same arguments reuses those files, so a killed benchmark loses at most
+the runs in flight. ``--reference results.txt`` reads the official MR.Q repository's results file
+(``results/gym_results.txt`` of facebookresearch/MRQ: ``Env: Gym-<id>`` headers, then a
+``Timestep`` row and one tab-separated row of per-seed returns per evaluation) and puts the
+matching environment's mean and standard deviation beside the curves, in the JSON and the figure.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import time
 from pathlib import Path
@@ -22,7 +31,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from mrq_drq import PRESETS, MRQAgent, MRQConfig, check_spaces, drq, make_buffer, make_env
+from mrq_drq import MRQAgent, MRQConfig, check_spaces, drq, make_buffer, make_env
 from mrq_drq.config import atari, dmc, dmc_visual, gym, tiny
 from mrq_drq.schedule import training_step
 from rl_buffers.io import atomic_write
@@ -46,10 +55,19 @@ def evaluate(cfg: MRQConfig, policy: Any, episodes: int, seed: int) -> float:
     return float(np.mean(returns))
 
 
-def run(cfg: MRQConfig, steps: int, eval_interval: int, episodes: int, seed: int) -> dict[str, Any]:
+def run(
+    cfg: MRQConfig,
+    steps: int,
+    eval_interval: int,
+    episodes: int,
+    seed: int,
+    compile: bool = False,
+    threads: int = 1,
+) -> dict[str, Any]:
+    torch.set_num_threads(threads)
     env = make_env(cfg.env, seed=seed)
     spec = check_spaces(env.observation_space, env.action_space)
-    agent = MRQAgent(cfg, spec, seed=seed)
+    agent = MRQAgent(cfg, spec, seed=seed, compile=compile)
     buffer = make_buffer(cfg, spec)
     gen = torch.Generator().manual_seed(seed)
     curve: list[tuple[int, float]] = []
@@ -71,10 +89,56 @@ def run(cfg: MRQConfig, steps: int, eval_interval: int, episodes: int, seed: int
             score = evaluate(cfg, lambda e, o: agent.act(o, explore=False), episodes, 10_000 + seed)
             curve.append((t, score))
             print(
-                f"seed {seed} step {t}: {score:.1f} ({time.perf_counter() - start:.0f}s)",
+                f"{cfg.algorithm} seed {seed} step {t}: {score:.1f}"
+                f" ({time.perf_counter() - start:.0f}s)",
                 flush=True,
             )
     return {"seed": seed, "curve": curve, "seconds": round(time.perf_counter() - start, 1)}
+
+
+def read_reference(path: Path, env_id: str) -> dict[str, Any]:
+    """Mean and std over seeds of one environment in an official MR.Q results file.
+
+    The environment is matched on its name without the version (``HalfCheetah-v5`` finds
+    ``Gym-HalfCheetah-v4``); a file without it, or with a malformed row, is an error naming both.
+    """
+    stem = env_id.rsplit("-v", 1)[0]
+    blocks = path.read_text().split("Env: ")[1:]
+    for block in blocks:
+        lines = [line for line in block.splitlines() if line.strip() and not line.startswith("-")]
+        name = lines[0].strip()
+        if name.removeprefix("Gym-").rsplit("-v", 1)[0] != stem:
+            continue
+        steps, means, stds, seeds = [], [], [], 0
+        for number, line in enumerate(lines[2:], start=3):
+            fields = line.split()
+            try:
+                values = np.array([float(v) for v in fields[1:]])
+                steps.append(int(fields[0]))
+            except (ValueError, IndexError) as exc:
+                raise ValueError(f"{path}: {name}, row {number}: not numbers: {line!r}") from exc
+            seeds = max(seeds, len(values))
+            means.append(float(values.mean()))
+            stds.append(float(values.std()))
+        return {
+            "source": str(path.name),
+            "env": name,
+            "seeds": seeds,
+            "steps": steps,
+            "mean": means,
+            "std": stds,
+        }
+    raise ValueError(f"{path}: no environment matching {env_id!r} (looked for {stem!r})")
+
+
+def _run_job(job: tuple[MRQConfig, argparse.Namespace, int, Path]) -> dict[str, Any]:
+    cfg, args, seed, out = job
+    result = run(
+        cfg, args.steps, args.eval_interval, args.eval_episodes, seed, args.compile, args.threads
+    )
+    with atomic_write(out, "w") as f:
+        json.dump({**result, "config": cfg.to_dict()}, f, indent=2)
+    return result
 
 
 def main() -> None:
@@ -86,11 +150,14 @@ def main() -> None:
     parser.add_argument("--eval-interval", type=int, default=500)
     parser.add_argument("--eval-episodes", type=int, default=5)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    parser.add_argument("--jobs", type=int, default=1, help="runs trained at once (processes)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the updates")
+    parser.add_argument("--reference", type=Path, help="official MR.Q results file to compare")
     parser.add_argument("--name", default="mrq_learning")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    assert set(PRESETS) >= {"gym", "test"}
+    reference = read_reference(args.reference, args.env) if args.reference else None
 
     results: dict[str, Any] = {
         "benchmark": "mrq_learning",
@@ -98,6 +165,8 @@ def main() -> None:
         "env": args.env,
         "steps": args.steps,
         "threads": args.threads,
+        "jobs": args.jobs,
+        "compile": args.compile,
         "torch": torch.__version__,
         "load_average_at_start": os.getloadavg(),
         "algorithms": {},
@@ -105,10 +174,41 @@ def main() -> None:
     base = SUITE_PRESETS[args.preset](args.env)
     random_score = evaluate(base, lambda e, o: e.action_space.sample(), args.eval_episodes, 10_000)
     results["random_policy_return"] = random_score
-    for algorithm in args.algorithms:
-        cfg = drq(base) if algorithm == "drq" else base
-        runs = [run(cfg, args.steps, args.eval_interval, args.eval_episodes, s) for s in args.seeds]
-        results["algorithms"][algorithm] = {"config": cfg.to_dict(), "runs": runs}
+    if reference is not None:
+        results["reference"] = reference
+    runs_dir = RESULTS / f"{args.name}.runs"
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    configs = {a: drq(base) if a == "drq" else base for a in args.algorithms}
+    done: dict[tuple[str, int], dict[str, Any]] = {}
+    todo = []
+    for algorithm, cfg in configs.items():
+        for seed in args.seeds:
+            out = runs_dir / f"{algorithm}-{seed}.json"
+            if out.exists():
+                previous = json.loads(out.read_text())
+                same = previous.get("config") == cfg.to_dict() and previous["curve"]
+                if same and previous["curve"][-1][0] == args.steps:
+                    print(f"reusing {out}")
+                    done[algorithm, seed] = previous
+                    continue
+            todo.append(((algorithm, seed), (cfg, args, seed, out)))
+    if args.jobs > 1 and len(todo) > 1:
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(min(args.jobs, len(todo))) as pool:
+            keys = [k for k, _ in todo]
+            done.update(
+                zip(keys, pool.map(_run_job, [j for _, j in todo], chunksize=1), strict=True)
+            )
+    else:
+        for key, job in todo:
+            done[key] = _run_job(job)
+    for algorithm, cfg in configs.items():
+        results["algorithms"][algorithm] = {
+            "config": cfg.to_dict(),
+            "runs": [
+                {k: v for k, v in done[algorithm, s].items() if k != "config"} for s in args.seeds
+            ],
+        }
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"{args.name}.json"
@@ -129,6 +229,15 @@ def main() -> None:
         mean, std = curves.mean(0), curves.std(0)
         ax.plot(x, mean, label=f"{algorithm} ({len(data['runs'])} seeds)")
         ax.fill_between(x, mean - std, mean + std, alpha=0.2)
+    if reference is not None:
+        last = args.steps
+        keep = [i for i, t in enumerate(reference["steps"]) if t <= last]
+        x = [reference["steps"][i] for i in keep]
+        mean = np.array([reference["mean"][i] for i in keep])
+        std = np.array([reference["std"][i] for i in keep])
+        label = f"official MR.Q, {reference['env']} ({reference['seeds']} seeds)"
+        ax.plot(x, mean, color="black", marker="o", label=label)
+        ax.fill_between(x, mean - std, mean + std, color="black", alpha=0.1)
     ax.axhline(random_score, color="gray", linestyle="--", label="random policy")
     ax.set_xlabel("environment steps")
     ax.set_ylabel("evaluation return")

@@ -30,10 +30,12 @@ from __future__ import annotations
 
 import argparse
 import copy
+import importlib
 import json
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 
@@ -231,9 +233,111 @@ class BaselineMRQ:
 # --------------------------------------------------------------------------------------------------
 
 
-def _fill(cfg: MRQConfig, steps: int, seed: int = 0) -> tuple[ReplayBuffer, Any, Any, Any]:
+# --------------------------------------------------------------------------------------------------
+# The official implementation itself, from a checkout the user gives (``--official``). Nothing of it
+# is part of this project (its licence is CC BY-NC 4.0): it is imported from that path at run time.
+# --------------------------------------------------------------------------------------------------
+
+
+class OfficialMRQ:
+    """The official MR.Q ``Agent`` (facebookresearch/MRQ, ``MRQ/MRQ.py``) on the CPU, timed through
+    its own ``train_encoder``/``train_rl``/``train`` methods.
+
+    Its replay buffer asks ``torch.cuda.mem_get_info()`` for free GPU memory, which fails without
+    CUDA (its issue #3); while the agent is built, that call reports 64 GiB free, so the buffer keeps
+    its arrays on the CPU as the agent's device. ``buffer_size_before_training`` is set to the fill
+    size so that its ``train()`` trains from the first timed step (a gate, not a computation).
+    """
+
+    def __init__(self, checkout: Path, obs_dim: int, action_dim: int, fill: int) -> None:
+        folder = checkout / "MRQ" if (checkout / "MRQ" / "MRQ.py").exists() else checkout
+        if not (folder / "MRQ.py").exists():
+            raise FileNotFoundError(f"--official {checkout}: no MRQ.py there or in its MRQ/ folder")
+        sys.path.insert(0, str(folder))
+        try:
+            module = importlib.import_module("MRQ")
+        finally:
+            sys.path.remove(str(folder))
+        self.module = module
+        mem_get_info = torch.cuda.mem_get_info
+        if not torch.cuda.is_available():
+            torch.cuda.mem_get_info = lambda *_: (64 << 30, 64 << 30)  # type: ignore[assignment]
+        try:
+            self.agent = module.Agent(
+                (obs_dim,),
+                action_dim,
+                1.0,
+                False,
+                False,
+                torch.device("cpu"),
+                hp={"buffer_size_before_training": fill - 1},
+            )
+        finally:
+            torch.cuda.mem_get_info = mem_get_info  # type: ignore[method-assign]
+
+    def add(self, obs: Any, action: Any, reward: float, nxt: Any, term: bool, trunc: bool) -> None:
+        """Our buffers' argument order; the official buffer takes ``next_state`` before ``reward``."""
+        self.agent.replay_buffer.add(obs, action, nxt, reward, term, trunc)
+
+    def sync(self) -> None:
+        """What the official ``train()`` does at a target update, before its encoder burst."""
+        a = self.agent
+        a.policy_target.load_state_dict(a.policy.state_dict())
+        a.value_target.load_state_dict(a.value.state_dict())
+        a.encoder_target.load_state_dict(a.encoder.state_dict())
+        a.target_reward_scale, a.reward_scale = a.reward_scale, a.replay_buffer.reward_scale()
+
+    def encoder_batch(self) -> tuple[Tensor, ...]:
+        return tuple(
+            self.agent.replay_buffer.sample(self.agent.enc_horizon, include_intermediate=True)
+        )
+
+    def rl_batch(self) -> tuple[Tensor, ...]:
+        a = self.agent
+        state, action, next_state, reward, not_done = a.replay_buffer.sample(
+            a.Q_horizon, include_intermediate=False
+        )
+        reward, not_done = self.module.multi_step_reward(reward, not_done, a.gammas)
+        return state, action, next_state, reward, not_done
+
+    def update_encoder(self, batch: tuple[Tensor, ...]) -> None:
+        self.agent.train_encoder(*batch, self.agent.replay_buffer.env_terminates)
+
+    def update_rl(self, batch: tuple[Tensor, ...]) -> None:
+        a = self.agent
+        a.train_rl(*batch, a.reward_scale, a.target_reward_scale)
+
+
+def official_loop(official: OfficialMRQ, env: Any, obs: Any, steps: int) -> dict[str, float]:
+    """Env steps/s of the official agent's own loop (``select_action``, env step, ``add``,
+    ``train()``: its schedule, sampling and priority updates), as its ``main.py`` runs it."""
+    agent = official.agent
+    agent.training_steps = 0
+    start = time.perf_counter()
+    for _ in range(steps):
+        action = agent.select_action(obs)
+        if action is None:
+            action = env.action_space.sample()
+        nxt, reward, terminated, truncated, _ = env.step(action)
+        official.add(obs, action, float(reward), nxt, terminated, truncated)
+        obs = nxt
+        if terminated or truncated:
+            obs, _ = env.reset()
+        agent.train()
+    elapsed = time.perf_counter() - start
+    return {
+        "steps": steps,
+        "seconds": round(elapsed, 1),
+        "env_steps_per_s": round(steps / elapsed, 3),
+    }
+
+
+def _fill(
+    cfg: MRQConfig, steps: int, seed: int = 0, official: OfficialMRQ | None = None
+) -> tuple[ReplayBuffer, Any, Any, Any]:
     """A buffer filled with ``steps`` random-action steps; returns ``(buffer, spec, env, obs)``
-    with ``env`` still running and ``obs`` its current observation."""
+    with ``env`` still running and ``obs`` its current observation. ``official``'s buffer gets
+    the same transitions."""
     env = make_env(cfg.env, seed=seed)
     spec = check_spaces(env.observation_space, env.action_space)
     buf = make_buffer(cfg, spec)
@@ -242,6 +346,8 @@ def _fill(cfg: MRQConfig, steps: int, seed: int = 0) -> tuple[ReplayBuffer, Any,
         action = env.action_space.sample()
         nxt, reward, terminated, truncated, _ = env.step(action)
         buf.add(obs, action, float(reward), nxt, terminated, truncated)
+        if official is not None:
+            official.add(obs, action, float(reward), nxt, terminated, truncated)
         obs = nxt
         if terminated or truncated:
             obs, _ = env.reset()
@@ -260,9 +366,15 @@ def _time(fn: Callable[[], object], repeats: int) -> tuple[list[float], list[flo
 
 
 def components(
-    cfg: MRQConfig, buf: ReplayBuffer, spec: Any, rounds: int, repeats: int
+    cfg: MRQConfig,
+    buf: ReplayBuffer,
+    spec: Any,
+    rounds: int,
+    repeats: int,
+    official: OfficialMRQ | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Median ms per encoder update and per value+policy update for baseline and ours."""
+    """Median ms per encoder update and per value+policy update for baseline and ours (and the
+    official agent, on batches its own buffer sampled, when it is given)."""
     gen = torch.Generator().manual_seed(0)
     enc_batches: list[SubTrajectoryBatch] = [
         buf.sample_subtrajectory(256, gen, horizon=5) for _ in range(4)
@@ -299,6 +411,14 @@ def components(
         fns[name] = {
             "encoder_ms": lambda a=agent: a.update_encoder(pick(enc_batches)),
             "rl_ms": lambda a=agent: a.update_rl(pick(rl_batches)),
+        }
+    if official is not None:
+        official.sync()
+        off_enc = [official.encoder_batch() for _ in range(4)]
+        off_rl = [official.rl_batch() for _ in range(4)]
+        fns["official"] = {
+            "encoder_ms": lambda: official.update_encoder(pick(off_enc)),
+            "rl_ms": lambda: official.update_rl(pick(off_rl)),
         }
     # Warm-up (compilation happens here).
     for per in fns.values():
@@ -372,6 +492,11 @@ def main() -> None:
     parser.add_argument("--algorithm", choices=["mrq", "drq"], default="mrq")
     parser.add_argument("--quick", action="store_true", help="tiny counts: a smoke run")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--official",
+        type=Path,
+        help="a checkout of facebookresearch/MRQ: also time the official agent in this process",
+    )
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.repeats, args.loop_steps, args.fill = 1, 1, 10, 1_000
@@ -382,7 +507,15 @@ def main() -> None:
     cfg = MRQConfig.from_dict(
         {**cfg.to_dict(), "schedule": {**cfg.to_dict()["schedule"], "random_steps": args.fill}}  # type: ignore[dict-item]
     )
-    buf, spec, _, _ = _fill(cfg, args.fill)
+    official = None
+    if args.official is not None:
+        probe = make_env(cfg.env, seed=0)
+        probe_spec = check_spaces(probe.observation_space, probe.action_space)
+        probe.close()
+        official = OfficialMRQ(
+            args.official, probe_spec.obs_shape[0], probe_spec.action_dim, args.fill
+        )
+    buf, spec, env, obs = _fill(cfg, args.fill, official=official)
     results: dict[str, Any] = {
         "benchmark": "mrq_speed",
         "algorithm": args.algorithm,
@@ -394,11 +527,12 @@ def main() -> None:
         "load_average_at_start": os.getloadavg(),
         "baseline": "plain-torch re-statement of the official MR.Q update (this file, BaselineMRQ)",
         "official_reference": OFFICIAL,
+        "official_checkout": str(args.official) if args.official else None,
         "by_threads": {},
     }
     for threads in args.threads:
         torch.set_num_threads(threads)
-        comp = components(cfg, buf, spec, args.rounds, args.repeats)
+        comp = components(cfg, buf, spec, args.rounds, args.repeats, official)
         best = min(
             ("ours_eager", "ours_compiled"),
             key=lambda n: comp[n]["encoder_ms"] + comp[n]["rl_ms"],
@@ -422,6 +556,17 @@ def main() -> None:
                 "env_steps_per_s": round(rates[best] / rates["baseline"], 3),
             },
         }
+        if official is not None:
+            off_loop = official_loop(official, env, obs, args.loop_steps)
+            entry["official_loop_measured"] = off_loop
+            entry["speedup_vs_official_same_process"] = {
+                "encoder": round(comp["official"]["encoder_ms"] / comp[best]["encoder_ms"], 3),
+                "rl": round(comp["official"]["rl_ms"] / comp[best]["rl_ms"], 3),
+                "env_steps_per_s_from_components": round(rates[best] / rates["official"], 3),
+                "env_steps_per_s_loops": round(
+                    loop["env_steps_per_s"] / off_loop["env_steps_per_s"], 3
+                ),
+            }
         if threads in OFFICIAL:
             off = OFFICIAL[threads]
             entry["vs_official_numbers_other_machine"] = {
