@@ -15,6 +15,7 @@ from driftql.datagen import (
     generate_ogbench,
     ogbench_val_path,
     rollout,
+    scene_episode_is_healthy,
 )
 from driftql.evaluation import (
     evaluate_ogbench,
@@ -101,6 +102,64 @@ def test_puzzle_play_data_is_reproducible_and_loads(tmp_path: Path) -> None:
         np.testing.assert_array_equal(ours[key], train[key], err_msg=key)
 
 
+@pytest.mark.slow
+def test_scene_play_data_uses_every_oracle_retries_unhealthy_episodes_and_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ogbench = pytest.importorskip("ogbench")
+    from driftql import datagen
+
+    targets: list[str] = []
+    make_oracles = datagen._make_oracles
+
+    def spying_oracles(cfg, env):
+        oracles = make_oracles(cfg, env)
+        for name, oracle in oracles.items():
+            reset = oracle.reset
+            oracle.reset = lambda *a, _n=name, _r=reset, **k: (targets.append(_n), _r(*a, **k))[1]
+        return oracles
+
+    checks: list[int] = []
+
+    def first_one_unhealthy(qpos):
+        checks.append(len(qpos))
+        return len(checks) > 1
+
+    monkeypatch.setattr(datagen, "_make_oracles", spying_oracles)
+    monkeypatch.setattr(datagen, "scene_episode_is_healthy", first_one_unhealthy)
+    cfg = OGBenchGenConfig(env="scene", num_episodes=1, val_episodes=1, max_episode_steps=400)
+    path = tmp_path / "scene-play-v0.npz"
+    report = generate_ogbench(cfg, path, progress=False)
+    # The rejected first episode is collected again; the files hold only the kept two.
+    assert (report.rejected_episodes, report.episodes, report.steps) == (1, 2, 800)
+    assert checks == [400, 400, 400]
+    assert set(targets) == {"cube", "button", "drawer", "window"}
+    raw = read_ogbench_npz(path)
+    assert raw["observations"].shape == (400, 40)
+    assert raw["button_states"].shape == (400, 2)
+    name = "scene-play-singletask-task2-v0"
+    env, train, _ = ogbench.make_env_and_datasets(name, dataset_path=str(path))
+    ours = _flat(load_ogbench(path, env_id=ogbench_env_id("scene", 2), env=env))
+    for key in ("observations", "next_observations", "actions", "rewards", "masks"):
+        np.testing.assert_array_equal(ours[key], train[key], err_msg=key)
+
+
+def test_scene_health_check_by_hand() -> None:
+    qpos = np.zeros((3, 25))
+    qpos[:, 14:17] = [0.4, 0.0, 0.02]  # cube on the table, in view
+    assert scene_episode_is_healthy(qpos)
+    right = qpos.copy()
+    right[1, 15] = 0.29  # too far right
+    assert not scene_episode_is_healthy(right)
+    left = qpos.copy()
+    left[2, 15:17] = [-0.3, 0.02]  # too far left, on the table
+    assert not scene_episode_is_healthy(left)
+    left[2, 16] = 0.07  # ... but inside the drawer: fine
+    assert scene_episode_is_healthy(left)
+    left[2, 16] = 0.081
+    assert not scene_episode_is_healthy(left)
+
+
 def test_ogbench_refuses_to_overwrite(tmp_path: Path) -> None:
     pytest.importorskip("ogbench")
     path = tmp_path / "x.npz"
@@ -113,7 +172,7 @@ def test_ogbench_refuses_to_overwrite(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"env": "scene"}, "no scripted play oracle"),
+        ({"env": "scene-2"}, "no scripted play oracle"),
         ({"env": "cube-sextuple"}, "no scripted play oracle"),
         ({"num_episodes": 0}, "num_episodes must be >= 1"),
         ({"val_episodes": 0}, "always reads a -val.npz"),

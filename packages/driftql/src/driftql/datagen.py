@@ -5,10 +5,13 @@ in the ``ogbench`` wheel, and Minari datasets of gymnasium MuJoCo tasks from any
 ``data_gen_scripts/generate_manipspace.py`` collects it: the environment is built in
 ``mode="data_collection"`` without goal termination and with a time limit of
 ``max_episode_steps`` (1001: 1000 transitions per trajectory); a non-Markovian plan oracle
-(``CubePlanOracle`` for cube, ``ButtonPlanOracle`` with the gripper always closed for puzzle)
-follows a noisy interpolated plan (``noise = 0.1``, ``noise_smoothing = 0.5``) and, each time
-it finishes, the environment draws a new target (``set_new_target``, with the script's
-per-episode cube-stacking probability). With probability ``p_random_action`` a step's action
+(``CubePlanOracle`` for cube, ``ButtonPlanOracle`` with the gripper always closed for puzzle,
+and for scene the plan oracle of whichever object the environment's current target is about:
+cube, button, drawer or window) follows a noisy interpolated plan (``noise = 0.1``,
+``noise_smoothing = 0.5``) and, each time it finishes, the environment draws a new target
+(``set_new_target``, with the script's per-episode cube-stacking probability). Scene episodes
+get the script's health check: an episode whose cube leaves the visible table (too far right,
+or too far left without being in the drawer) is dropped and collected again. With probability ``p_random_action`` a step's action
 is a uniformly random one instead (OGBench's knob, used by DriftQL's robustness study). Each
 stored row is ``(observation, action, done, qpos, qvel[, button_states])`` *before* the action,
 so the files have exactly OGBench's layout (see :mod:`driftql.data`) and load with
@@ -56,6 +59,7 @@ __all__ = [
     "mean_return",
     "ogbench_val_path",
     "rollout",
+    "scene_episode_is_healthy",
 ]
 
 Policy = Callable[[npt.NDArray[Any]], npt.NDArray[Any]]
@@ -78,7 +82,8 @@ class OGBenchGenConfig:
     """OGBench "play" data collection (defaults from OGBench's generation script)."""
 
     env: str = "cube-single"
-    """Environment family: cube-single|double|triple|quadruple|octuple or puzzle-3x3|4x4|4x5|4x6."""
+    """Environment family: cube-single|double|triple|quadruple|octuple, puzzle-3x3|4x4|4x5|4x6 or
+    scene."""
     num_episodes: int = 100
     """Training trajectories (OGBench's published play datasets have 1000)."""
     val_episodes: int = -1
@@ -99,10 +104,11 @@ class OGBenchGenConfig:
         if not (
             (family == "cube" and variant in _P_STACK)
             or (family == "puzzle" and variant in _PUZZLES)
+            or self.env == "scene"
         ):
             raise ValueError(
                 f"OGBenchGenConfig.env: {self.env!r} has no scripted play oracle here; choose "
-                f"cube-{{{','.join(_P_STACK)}}} or puzzle-{{{','.join(_PUZZLES)}}}"
+                f"cube-{{{','.join(_P_STACK)}}}, puzzle-{{{','.join(_PUZZLES)}}} or scene"
             )
         if self.num_episodes < 1:
             raise ValueError(f"OGBenchGenConfig.num_episodes must be >= 1, got {self.num_episodes}")
@@ -151,6 +157,8 @@ class GenerationReport:
     """Minari only: stored reference score of a random policy."""
     ref_max_score: float | None = None
     """Minari only: stored reference score of the expert policy."""
+    rejected_episodes: int = 0
+    """OGBench scene only: episodes that failed the health check and were collected again."""
 
     @property
     def steps_per_second(self) -> float:
@@ -177,16 +185,35 @@ def _global_numpy_seed(seed: int) -> Generator[None]:
         np.random.set_state(state)  # noqa: NPY002
 
 
-def _make_oracle(cfg: OGBenchGenConfig, env: gym.Env[Any, Any]) -> Any:
-    if cfg.env.startswith("cube"):
-        from ogbench.manipspace.oracles.plan.cube_plan import CubePlanOracle
-
-        return CubePlanOracle(env=env, noise=cfg.noise, noise_smoothing=cfg.noise_smoothing)
+def _make_oracles(cfg: OGBenchGenConfig, env: gym.Env[Any, Any]) -> dict[str, Any]:
+    """Plan oracles by the target task the environment names (``info["privileged/target_task"]``)."""
     from ogbench.manipspace.oracles.plan.button_plan import ButtonPlanOracle
+    from ogbench.manipspace.oracles.plan.cube_plan import CubePlanOracle
 
-    return ButtonPlanOracle(
-        env=env, noise=cfg.noise, noise_smoothing=cfg.noise_smoothing, gripper_always_closed=True
-    )
+    noise: dict[str, Any] = {"noise": cfg.noise, "noise_smoothing": cfg.noise_smoothing}
+    if cfg.env.startswith("cube"):
+        return {"cube": CubePlanOracle(env=env, **noise)}
+    if cfg.env.startswith("puzzle"):
+        return {"button": ButtonPlanOracle(env=env, gripper_always_closed=True, **noise)}
+    from ogbench.manipspace.oracles.plan.drawer_plan import DrawerPlanOracle
+    from ogbench.manipspace.oracles.plan.window_plan import WindowPlanOracle
+
+    return {
+        "cube": CubePlanOracle(env=env, **noise),
+        "button": ButtonPlanOracle(env=env, **noise),
+        "drawer": DrawerPlanOracle(env=env, **noise),
+        "window": WindowPlanOracle(env=env, **noise),
+    }
+
+
+def scene_episode_is_healthy(qpos: npt.NDArray[Any]) -> bool:
+    """OGBench's scene health check on one episode's ``qpos`` rows: the cube (``qpos[:, 14:17]``)
+    never goes too far right (y >= 0.29) nor too far left (y <= -0.3) unless it is in the drawer
+    (0.06 <= z <= 0.08), so that it stays visible in goal images."""
+    cube = np.asarray(qpos)[:, 14:17]
+    too_right = cube[:, 1] >= 0.29
+    too_left = (cube[:, 1] <= -0.3) & ((cube[:, 2] < 0.06) | (cube[:, 2] > 0.08))
+    return not bool((too_right | too_left).any())
 
 
 def _refuse_existing(paths: list[Path], overwrite: bool) -> None:
@@ -232,19 +259,17 @@ def generate_ogbench(
         max_episode_steps=cfg.max_episode_steps,
     )
     has_buttons = hasattr(env.unwrapped, "_cur_button_states")
-    oracle = _make_oracle(cfg, env)
+    oracles = _make_oracles(cfg, env)
     num_train, num_val = cfg.num_episodes, cfg.num_val_episodes
     stack_lo, stack_hi = _P_STACK.get(cfg.env.partition("-")[2], (0.5, 0.5))
-    rows: dict[str, list[npt.NDArray[Any]]] = {
-        k: [] for k in ("observations", "actions", "terminals", "qpos", "qvel")
-    }
-    if has_buttons:
-        rows["button_states"] = []
+    keys = ["observations", "actions", "terminals", "qpos", "qvel"]
+    keys += ["button_states"] if has_buttons else []
+    rows: dict[str, list[npt.NDArray[Any]]] = {k: [] for k in keys}
     # ManipSpace builds a new action space at every access, so seeding env.action_space would
     # not stick: keep one instance and seed it (its samples are uniform in [-1, 1]^5).
     random_actions = env.action_space
     random_actions.seed(cfg.seed)
-    train_rows = 0
+    train_rows = rejected = 0
     t0 = time.perf_counter()
     with (
         _global_numpy_seed(cfg.seed),
@@ -256,11 +281,17 @@ def generate_ogbench(
             dynamic_ncols=True,
         ) as bar,
     ):
-        for ep in range(num_train + num_val):
+        ep = 0
+        while ep < num_train + num_val:
             # The first reset seeds the environment's RNG; later ones continue its stream.
-            ob, info = env.reset(seed=cfg.seed if ep == 0 else None)
-            p_stack = float(np.random.uniform(stack_lo, stack_hi)) if stack_hi > 0 else 0.0  # noqa: NPY002
+            ob, info = env.reset(seed=cfg.seed if ep == 0 and not rejected else None)
+            # The script draws the stacking probability only where it is a range.
+            p_stack = stack_lo
+            if stack_hi > stack_lo:
+                p_stack = float(np.random.uniform(stack_lo, stack_hi))  # noqa: NPY002
+            oracle = oracles[info["privileged/target_task"]]
             oracle.reset(ob, info)
+            episode: dict[str, list[npt.NDArray[Any]]] = {k: [] for k in keys}
             done = False
             while not done:
                 if np.random.rand() < cfg.p_random_action:  # noqa: NPY002
@@ -272,19 +303,27 @@ def generate_ogbench(
                 done = bool(terminated or truncated)
                 if oracle.done:  # the oracle finished its plan: a new target, a new plan
                     oracle_ob, oracle_info = env.unwrapped.set_new_target(p_stack=p_stack)  # pyright: ignore[reportAttributeAccessIssue]
+                    oracle = oracles[oracle_info["privileged/target_task"]]
                     oracle.reset(oracle_ob, oracle_info)
                 # The row holds the state *before* the action (info's prev_* entries).
-                rows["observations"].append(ob)
-                rows["actions"].append(action)
-                rows["terminals"].append(np.asarray(done))
-                rows["qpos"].append(info["prev_qpos"])
-                rows["qvel"].append(info["prev_qvel"])
+                episode["observations"].append(ob)
+                episode["actions"].append(action)
+                episode["terminals"].append(np.asarray(done))
+                episode["qpos"].append(info["prev_qpos"])
+                episode["qvel"].append(info["prev_qvel"])
                 if has_buttons:
-                    rows["button_states"].append(info["prev_button_states"])
+                    episode["button_states"].append(info["prev_button_states"])
                 ob = next_ob
                 bar.update(1)
+            if cfg.env == "scene" and not scene_episode_is_healthy(np.asarray(episode["qpos"])):
+                rejected += 1  # collected again, as OGBench's script does
+                bar.total += len(episode["terminals"])
+                continue
+            for k in keys:
+                rows[k] += episode[k]
             if ep == num_train - 1:
                 train_rows = len(rows["terminals"])
+            ep += 1
     seconds = time.perf_counter() - t0
     env.close()
 
@@ -297,7 +336,11 @@ def generate_ogbench(
             np.savez_compressed(f, **{k: v[part] for k, v in arrays.items()})  # pyright: ignore[reportArgumentType]
     total = len(arrays["terminals"])
     return GenerationReport(
-        paths=(train_path, val_path), steps=total, episodes=num_train + num_val, seconds=seconds
+        paths=(train_path, val_path),
+        steps=total,
+        episodes=num_train + num_val,
+        seconds=seconds,
+        rejected_episodes=rejected,
     )
 
 

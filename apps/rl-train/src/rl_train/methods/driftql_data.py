@@ -54,7 +54,7 @@ class DataConfig:
     kind: Literal["ogbench", "minari"] = "ogbench"
     """OGBench play data (.npz) or a Minari dataset."""
     env: str = "cube-single"
-    """OGBench: cube-single|double|... or puzzle-3x3|...; Minari: a gymnasium id (Hopper-v5)."""
+    """OGBench: cube-single|double|..., puzzle-3x3|... or scene; Minari: a gymnasium id (Hopper-v5)."""
     out: Path | None = None
     """OGBench: the training .npz (the validation file <name>-val.npz goes beside it)."""
     episodes: int = 100
@@ -215,7 +215,7 @@ def _run(cfg: DataConfig) -> Path:
     with console_logging(quiet=cfg.quiet):
         report = generate(cfg)
         LOG.info(
-            "wrote %s: %d steps in %d episodes, %.1f s (%.0f steps/s)%s",
+            "wrote %s: %d steps in %d episodes, %.1f s (%.0f steps/s)%s%s",
             ", ".join(str(p) for p in report.paths),
             report.steps,
             report.episodes,
@@ -224,6 +224,9 @@ def _run(cfg: DataConfig) -> Path:
             ""
             if report.ref_min_score is None
             else f"; ref scores {report.ref_min_score:.4g} / {report.ref_max_score:.4g}",
+            ""
+            if not report.rejected_episodes
+            else f"; {report.rejected_episodes} unhealthy episode(s) collected again",
         )
     return report.paths[0]
 
