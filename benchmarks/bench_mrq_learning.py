@@ -131,6 +131,25 @@ def read_reference(path: Path, env_id: str) -> dict[str, Any]:
     raise ValueError(f"{path}: no environment matching {env_id!r} (looked for {stem!r})")
 
 
+def markdown_table(results: dict[str, Any]) -> str:
+    """Mean ± std over seeds at each evaluation, one row per algorithm (and the reference's
+    values at the same steps, where it has them)."""
+    algorithms = results["algorithms"]
+    steps = [t for t, _ in next(iter(algorithms.values()))["runs"][0]["curve"]]
+    lines = ["| | " + " | ".join(f"{t:,}" for t in steps) + " |"]
+    lines.append("|---" * (len(steps) + 1) + "|")
+    for name, data in algorithms.items():
+        curves = np.array([[s for _, s in r["curve"]] for r in data["runs"]])
+        cells = [f"{m:.0f} ± {s:.0f}" for m, s in zip(curves.mean(0), curves.std(0), strict=True)]
+        lines.append(f"| {name} ({len(curves)} seeds) | " + " | ".join(cells) + " |")
+    ref = results.get("reference")
+    if ref is not None:
+        at = dict(zip(ref["steps"], zip(ref["mean"], ref["std"], strict=True), strict=True))
+        cells = [f"{at[t][0]:.0f} ± {at[t][1]:.0f}" if t in at else "–" for t in steps]
+        lines.append(f"| official ({ref['seeds']} seeds) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def _run_job(job: tuple[MRQConfig, argparse.Namespace, int, Path]) -> dict[str, Any]:
     cfg, args, seed, out = job
     result = run(
@@ -215,6 +234,7 @@ def main() -> None:
     with atomic_write(out, "w") as f:
         json.dump(results, f, indent=2)
     print(f"wrote {out}")
+    print(markdown_table(results))
     try:
         import matplotlib
 
