@@ -18,12 +18,17 @@ Measures, per torch thread count:
   cannot be interleaved with a baseline loop and other processes load the machine unevenly).
 
 Timings alternate baseline and candidates in rounds so that load from other processes hits both
-alike; medians are reported, wall-clock and process CPU time. The official implementation's
-numbers (measured with its own code on another machine, see the README) are quoted; the ratio
-against them mixes machines, the ratio against ``baseline`` does not.
+alike; medians are reported, wall-clock and process CPU time. With ``--official PATH`` (a checkout
+of facebookresearch/MRQ; not part of this project, its licence is CC BY-NC 4.0) the official
+agent itself is timed in the same rounds (``official``: its ``train_encoder``/``train_rl`` on
+batches its own buffer sampled) and in its own ``train()`` loop (``official_loop_measured``), and
+``speedup_vs_official_same_process`` gives the ratios. The official numbers quoted in the brief
+(measured with its own code on another machine) are kept for reference; ratios against them mix
+machines, ratios against ``official`` or ``baseline`` do not.
 
     uv run --no-sync python benchmarks/bench_mrq_speed.py                 # threads 1 and 2
     uv run --no-sync python benchmarks/bench_mrq_speed.py --quick         # smoke run
+    uv run --no-sync python benchmarks/bench_mrq_speed.py --official ../MRQ   # and the official
 """
 
 from __future__ import annotations
