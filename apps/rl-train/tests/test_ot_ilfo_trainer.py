@@ -57,8 +57,15 @@ def test_demos_are_state_only_and_refuse_overwrite(tmp_path: Path, demos: Path) 
     argv = ["--preset", "pendulum-swingup", "--dataset-id", DATASET, "--datasets-root", str(demos)]
     with pytest.raises(FileExistsError, match="already exists"):
         DEMOS_METHOD.train(DEMOS_METHOD.parse(argv))
-    with pytest.raises(ValueError, match="exactly one of --expert"):
-        OTILfODemosConfig(scripted=None)
+    with pytest.raises(ValueError, match="at most one of --expert"):
+        OTILfODemosConfig(scripted="pendulum-swingup", expert=tmp_path)
+    with pytest.raises(ValueError, match="Hopper-v5 has no scripted expert: give --expert"):
+        OTILfODemosConfig(env="Hopper-v5")
+    # The default preset scripts --env's controller, and --expert alone replaces it (the
+    # README's command for a trained expert).
+    assert DEMOS_METHOD.parse([]).controller == "pendulum-swingup"
+    with_expert = DEMOS_METHOD.parse(["--env", "HalfCheetah-v5", "--expert", str(tmp_path)])
+    assert (with_expert.controller, with_expert.expert) == (None, tmp_path)
     with pytest.raises(UsageError, match="controls Pendulum-v1, not"):
         DEMOS_METHOD.train(DEMOS_METHOD.parse([*argv, "--env", "Hopper-v5", "--overwrite"]))
 

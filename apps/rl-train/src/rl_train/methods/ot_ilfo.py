@@ -325,7 +325,8 @@ class OTILfODemosConfig:
     """An rl-train run directory (mrq-drq, or ot-ilfo with --learner td3): its latest checkpoint
     acts greedily."""
     scripted: Scripted | None = None
-    """A scripted controller instead of --expert."""
+    """A scripted controller instead of --expert. With neither, the scripted controller of --env
+    (pendulum-swingup for Pendulum-v1) if there is one."""
     episodes: int = 1
     """Episodes to record."""
     dataset_id: str = "rlworks/pendulum-v1/swingup-v0"
@@ -337,9 +338,20 @@ class OTILfODemosConfig:
     run: RunOptions = dataclasses.field(default_factory=RunConfig)
     """Only --seed is read: episode i starts from reset(seed=seed + i)."""
 
+    @property
+    def controller(self) -> str | None:
+        """The scripted controller that acts: --scripted, else --env's own (None with --expert)."""
+        if self.expert is not None:
+            return None
+        if self.scripted is not None:
+            return self.scripted
+        return next((name for name, (env, _) in SCRIPTED.items() if env == self.env), None)
+
     def __post_init__(self) -> None:
-        if (self.expert is None) == (self.scripted is None):
-            raise ValueError("give exactly one of --expert RUN_DIR and --scripted NAME")
+        if self.expert is not None and self.scripted is not None:
+            raise ValueError("give at most one of --expert RUN_DIR and --scripted NAME")
+        if self.expert is None and self.controller is None:
+            raise ValueError(f"--env {self.env} has no scripted expert: give --expert RUN_DIR")
         if self.episodes < 1:
             raise ValueError(f"episodes must be >= 1, got {self.episodes}")
 
@@ -365,11 +377,11 @@ def _expert_policy(
     cfg: OTILfODemosConfig,
 ) -> tuple[gym.Env[Any, Any], Callable[[Any], Any], str, bool]:
     """``(env, policy, name, strip_time)``: the env the expert acts in and its greedy policy."""
-    if cfg.scripted is not None:
-        env_id, policy = SCRIPTED[cfg.scripted]
+    if cfg.controller is not None:
+        env_id, policy = SCRIPTED[cfg.controller]
         if env_id != cfg.env:
-            raise UsageError(f"--scripted {cfg.scripted} controls {env_id}, not {cfg.env}")
-        return gym.make(env_id), policy, f"scripted:{cfg.scripted}", False
+            raise UsageError(f"--scripted {cfg.controller} controls {env_id}, not {cfg.env}")
+        return gym.make(env_id), policy, f"scripted:{cfg.controller}", False
     assert cfg.expert is not None
     try:
         info = read_run_info(cfg.expert)
@@ -462,6 +474,8 @@ DEMOS_METHOD = Method(
     name="ot-ilfo-demos",
     config_type=OTILfODemosConfig,
     presets={
+        # First = default: --env's scripted controller (Pendulum-v1's swing-up) unless --expert.
+        "default": OTILfODemosConfig(),
         "pendulum-swingup": OTILfODemosConfig(scripted="pendulum-swingup"),
     },
     train=make_demos,
