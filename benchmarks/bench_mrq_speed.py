@@ -487,6 +487,46 @@ def full_loop(cfg: MRQConfig, steps: int, compile: bool, seed: int = 0) -> dict[
     }
 
 
+def ceiling(cfg: MRQConfig, buf: ReplayBuffer, spec: Any, overhead_ms: float) -> dict[str, Any]:
+    """The fastest any implementation of these updates can be on one thread of this machine.
+
+    Counts the matrix-product FLOPs of one encoder and one value + policy update of
+    :class:`MRQAgent` (``torch.utils.flop_counter``: forward and backward), times single-thread
+    products of the updates' shapes to find this core's peak GFLOPS, and divides: the GEMM time
+    alone, at peak, plus the measured per-step overhead, gives the ceiling in env steps/s.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    torch.set_num_threads(1)
+    gen = torch.Generator().manual_seed(0)
+    agent = MRQAgent(cfg, spec, seed=0)
+    agent.sync_targets(buf.reward_scale())
+    flops = {}
+    for name, fn in (
+        ("encoder", lambda: agent.update_encoder(buf.sample_subtrajectory(256, gen, horizon=5))),
+        ("rl", lambda: agent.update_rl(buf.sample_nstep(256, gen, n=3, gamma=0.99))),
+    ):
+        with FlopCounterMode(display=False) as counter:
+            fn()
+        flops[name] = counter.get_total_flops()
+    gflops = {}
+    for m, k, n in ((256, 512, 512), (1280, 512, 512), (256, 768, 512), (512, 256, 512)):
+        a, b = torch.randn(m, k), torch.randn(k, n)
+        _time(lambda a=a, b=b: a @ b, 20)  # warm-up
+        wall, _ = _time(lambda a=a, b=b: a @ b, 200)
+        gflops[f"{m}x{k}x{n}"] = round(2 * m * k * n / (statistics.median(wall) / 1e3) / 1e9, 1)
+    peak = max(gflops.values())
+    floor_ms = {name: round(f / peak / 1e6, 1) for name, f in flops.items()}
+    return {
+        "gemm_gflop_per_update": {name: round(f / 1e9, 2) for name, f in flops.items()},
+        "gemm_gflops_1_thread": gflops,
+        "peak_gflops": peak,
+        "gemm_floor_ms": floor_ms,
+        "overhead_ms_per_step": overhead_ms,
+        "ceiling_env_steps_per_s": round(1e3 / (sum(floor_ms.values()) + overhead_ms), 2),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
@@ -502,6 +542,11 @@ def main() -> None:
         type=Path,
         help="a checkout of facebookresearch/MRQ: also time the official agent in this process",
     )
+    parser.add_argument(
+        "--ceiling",
+        action="store_true",
+        help="only add the 1-thread GEMM ceiling to the existing --out file (run it after a full run)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.repeats, args.loop_steps, args.fill = 1, 1, 10, 1_000
@@ -512,6 +557,22 @@ def main() -> None:
     cfg = MRQConfig.from_dict(
         {**cfg.to_dict(), "schedule": {**cfg.to_dict()["schedule"], "random_steps": args.fill}}  # type: ignore[dict-item]
     )
+    if args.ceiling:
+        results = json.loads(args.out.read_text())
+        one = results["by_threads"]["1"]
+        buf, spec, _, _ = _fill(cfg, args.fill)
+        entry = ceiling(cfg, buf, spec, one["loop_measured"]["overhead_ms_per_step"])
+        entry["load_average_at_start"] = os.getloadavg()
+        if "official" in one["components_ms"]:
+            official_rate = one["env_steps_per_s_from_components"]["official"]
+            entry["ceiling_over_official"] = round(
+                entry["ceiling_env_steps_per_s"] / official_rate, 3
+            )
+        results["ceiling_1_thread"] = entry
+        print(json.dumps(entry, indent=2))
+        with atomic_write(args.out, "w") as f:
+            json.dump(results, f, indent=2)
+        return
     official = None
     if args.official is not None:
         probe = make_env(cfg.env, seed=0)
