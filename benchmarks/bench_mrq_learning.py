@@ -131,17 +131,23 @@ def read_reference(path: Path, env_id: str) -> dict[str, Any]:
     raise ValueError(f"{path}: no environment matching {env_id!r} (looked for {stem!r})")
 
 
+def seed_stats(data: dict[str, Any]) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """``(steps, mean, std)`` over an algorithm's seeds at each evaluation (std with ddof 0)."""
+    curves = np.array([[s for _, s in r["curve"]] for r in data["runs"]])
+    return [t for t, _ in data["runs"][0]["curve"]], curves.mean(0), curves.std(0)
+
+
 def markdown_table(results: dict[str, Any]) -> str:
     """Mean ± std over seeds at each evaluation, one row per algorithm (and the reference's
     values at the same steps, where it has them)."""
     algorithms = results["algorithms"]
-    steps = [t for t, _ in next(iter(algorithms.values()))["runs"][0]["curve"]]
+    steps = seed_stats(next(iter(algorithms.values())))[0]
     lines = ["| | " + " | ".join(f"{t:,}" for t in steps) + " |"]
     lines.append("|---" * (len(steps) + 1) + "|")
     for name, data in algorithms.items():
-        curves = np.array([[s for _, s in r["curve"]] for r in data["runs"]])
-        cells = [f"{m:.0f} ± {s:.0f}" for m, s in zip(curves.mean(0), curves.std(0), strict=True)]
-        lines.append(f"| {name} ({len(curves)} seeds) | " + " | ".join(cells) + " |")
+        _, mean, std = seed_stats(data)
+        cells = [f"{m:.0f} ± {s:.0f}" for m, s in zip(mean, std, strict=True)]
+        lines.append(f"| {name} ({len(data['runs'])} seeds) | " + " | ".join(cells) + " |")
     ref = results.get("reference")
     if ref is not None:
         at = dict(zip(ref["steps"], zip(ref["mean"], ref["std"], strict=True), strict=True))
@@ -244,14 +250,11 @@ def main() -> None:
         return
     fig, ax = plt.subplots(figsize=(6, 4))
     for algorithm, data in results["algorithms"].items():
-        curves = np.array([[s for _, s in r["curve"]] for r in data["runs"]])
-        x = [t for t, _ in data["runs"][0]["curve"]]
-        mean, std = curves.mean(0), curves.std(0)
+        x, mean, std = seed_stats(data)
         ax.plot(x, mean, label=f"{algorithm} ({len(data['runs'])} seeds)")
         ax.fill_between(x, mean - std, mean + std, alpha=0.2)
     if reference is not None:
-        last = args.steps
-        keep = [i for i, t in enumerate(reference["steps"]) if t <= last]
+        keep = [i for i, t in enumerate(reference["steps"]) if t <= args.steps]
         x = [reference["steps"][i] for i in keep]
         mean = np.array([reference["mean"][i] for i in keep])
         std = np.array([reference["std"][i] for i in keep])

@@ -11,8 +11,9 @@ cube, button, drawer or window) follows a noisy interpolated plan (``noise = 0.1
 ``noise_smoothing = 0.5``) and, each time it finishes, the environment draws a new target
 (``set_new_target``, with the script's per-episode cube-stacking probability). Scene episodes
 get the script's health check: an episode whose cube leaves the visible table (too far right,
-or too far left without being in the drawer) is dropped and collected again. With probability ``p_random_action`` a step's action
-is a uniformly random one instead (OGBench's knob, used by DriftQL's robustness study). Each
+or too far left without being in the drawer) is dropped and collected again. With probability
+``p_random_action`` a step's action is a uniformly random one instead (OGBench's knob, used by
+DriftQL's robustness study). Each
 stored row is ``(observation, action, done, qpos, qvel[, button_states])`` *before* the action,
 so the files have exactly OGBench's layout (see :mod:`driftql.data`) and load with
 ``ogbench.make_env_and_datasets(..., dataset_path=...)``. A validation file ``<name>-val.npz``
