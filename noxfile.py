@@ -5,7 +5,11 @@ what a user gets:
 
 - ``tests(<member>)``: exactly that member's locked dependencies (its extras and groups, plus the
   root ``dev`` group) and its fast tests. A dependency the member forgot to declare fails here even
-  though a sibling declares it.
+  though a sibling declares it. The app ``rl-train`` is tested here in its base install (no
+  method), without ``tests/extras``.
+- ``extra(<name>)``: ``rl-train`` with that one install extra (``rl-train[mrq-drq]``, ...) and the
+  tests of that extra (``apps/rl-train/tests/extras/test_<name>_*.py``), so each extra installs and
+  works on its own.
 - ``slow``: the tests marked ``slow`` (learning runs, kill-and-resume, Ray), all members at once.
 - ``lint``: ruff format --check and ruff check.
 - ``typecheck``: pyright over every member and ``benchmarks/``; strict on rl-buffers and rl-nets
@@ -30,7 +34,7 @@ REPORTS = ROOT / ".nox-reports"
 
 nox.options.default_venv_backend = "uv"
 nox.options.reuse_venv = "yes"
-nox.options.sessions = ["tests"]
+nox.options.sessions = ["tests", "extra"]
 nox.needs_version = ">=2025.2.9"
 
 
@@ -45,6 +49,10 @@ def _members() -> dict[str, pathlib.Path]:
 
 
 MEMBERS = _members()
+APP = "rl-train"
+APP_EXTRAS = list(
+    tomllib.loads((MEMBERS[APP] / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+)
 
 
 def _sync(session: nox.Session, *args: str) -> None:
@@ -69,8 +77,28 @@ def _pytest(session: nox.Session, report: str, *args: str) -> None:
 @nox.parametrize("member", list(MEMBERS), ids=list(MEMBERS))
 def tests(session: nox.Session, member: str) -> None:
     """Fast tests of one member, in a venv holding only its locked dependencies."""
+    if member == APP:  # the base install: no method extra
+        _sync(session, "--package", member, "--all-groups")
+        tests_dir = MEMBERS[member] / "tests"
+        _pytest(session, f"tests-{member}", str(tests_dir), "--ignore", str(tests_dir / "extras"),
+                "-m", "not slow")  # fmt: skip
+        return
     _sync(session, "--package", member, "--all-extras", "--all-groups")
     _pytest(session, f"tests-{member}", str(MEMBERS[member]), "-m", "not slow")
+
+
+@nox.session
+@nox.parametrize("name", APP_EXTRAS, ids=APP_EXTRAS)
+def extra(session: nox.Session, name: str) -> None:
+    """rl-train with one install extra alone: it installs, imports, and its fast tests pass."""
+    _sync(session, "--package", APP, "--extra", name, "--all-groups")
+    files = sorted((MEMBERS[APP] / "tests" / "extras").glob(f"test_{name.replace('-', '_')}_*.py"))
+    files += sorted((MEMBERS[APP] / "tests" / "extras").glob(f"test_{name.replace('-', '_')}.py"))
+    if files:
+        _pytest(session, f"extra-{name}", *(str(f) for f in files), "-m", "not slow")
+    else:  # an extra without a test file of its own (ogbench, ray): it installs and imports
+        module = {"ogbench": "ogbench", "ray": "ray"}.get(name, name.replace("-", "_"))
+        session.run("python", "-c", f"import {module}")
 
 
 @nox.session

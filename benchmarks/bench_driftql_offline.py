@@ -46,10 +46,10 @@ import numpy as np
 import torch
 from driftql.config import TASK_PRESETS
 from rl_buffers.io import atomic_write
-from rl_train.config import RunConfig
+from rl_runtime.config import RunConfig
+from rl_runtime.run import resolve_device
 from rl_train.methods.driftql import METHOD, AgentOverrides, DriftQLTrainConfig
 from rl_train.plot import read_curve
-from rl_train.run import resolve_device
 
 RESULTS = Path(__file__).parent / "results" / "driftql_offline.json"
 DEFAULT_DATASET = "data/cube-single-play.npz"  # what the README's driftql-data command writes

@@ -46,8 +46,9 @@ from mrq_drq import config as mrq_presets
 from ot_ilfo import SCRIPTED, episode_return
 from rl_buffers import DatasetError, load_minari
 from rl_buffers.io import atomic_write
-from rl_train.config import RunConfig
-from rl_train.evaluation import evaluate
+from rl_runtime.config import RunConfig
+from rl_runtime.evaluation import evaluate
+from rl_runtime.run import env_slug
 from rl_train.methods.ot_ilfo import (
     METHOD,
     OTILfODemosConfig,
@@ -55,7 +56,6 @@ from rl_train.methods.ot_ilfo import (
     make_demos,
     train,
 )
-from rl_train.run import env_slug
 
 RESULTS = Path(__file__).parent / "results" / "ot_ilfo_learning.json"
 LEARNERS = ("td3", "mrq")

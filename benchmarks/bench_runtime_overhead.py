@@ -25,12 +25,12 @@ from pathlib import Path
 import gymnasium as gym
 import torch
 from rl_buffers import ReplayBuffer, TransitionSpec, io
-from rl_train.config import RunConfig
-from rl_train.evaluation import obs_to_tensor, to_env_action
-from rl_train.loop import OffPolicyConfig, SeededReplay, train_off_policy
-from rl_train.run import open_run
-from rl_train.seeding import episode_seed, seed_everything
-from rl_train.testing import CHAIN_ID, TinyQAgent, TinyQAgentConfig, TinyQConfig
+from rl_runtime.config import RunConfig
+from rl_runtime.evaluation import obs_to_tensor, to_env_action
+from rl_runtime.offpolicy import OffPolicyConfig, SeededReplay, train_off_policy
+from rl_runtime.run import open_run
+from rl_runtime.seeding import episode_seed, seed_everything
+from rl_runtime.testing import CHAIN_ID, TinyQAgent, TinyQAgentConfig, TinyQConfig
 
 THREADS = 1
 STEPS = 4_000

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +10,7 @@ from typing import Any
 import pytest
 import torch
 from rl_buffers.testing import assert_same_state
+from rl_runtime.testing import kill_at_first_checkpoint
 
 torch.set_num_threads(1)
 
@@ -71,22 +68,6 @@ def metrics() -> Callable[[Path], list[dict[str, Any]]]:
 @pytest.fixture
 def same_state() -> Callable[..., None]:
     return assert_same_state
-
-
-def kill_at_first_checkpoint(argv: list[str], latest: Path, log: Path) -> None:
-    """Start ``argv`` (output to ``log``, so a full pipe never blocks it), SIGKILL it as soon as
-    ``latest`` (its checkpoint pointer) exists, and check that it died of the signal."""
-    with log.open("wb") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            while not latest.exists():  # poll for the first checkpoint; never a fixed sleep
-                assert proc.poll() is None, log.read_text()
-                time.sleep(0.005)
-            os.kill(proc.pid, signal.SIGKILL)
-            assert proc.wait() == -signal.SIGKILL
-        finally:
-            if proc.poll() is None:
-                proc.kill()
 
 
 @pytest.fixture

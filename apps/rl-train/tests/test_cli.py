@@ -31,3 +31,22 @@ def test_method_help_shows_presets_and_the_chosen_presets_defaults(capsys):
     assert "rltrain/LongChain-v0" in out  # the preset's default env, not the class default
     for flag in ("--seed", "--resume", "--wandb", "--quiet", "--agent.lr", "--loop.batch-size"):
         assert flag in out
+
+
+def test_a_method_without_its_extra_names_the_extra_to_install(capsys, monkeypatch):
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+
+    def find_spec(name, *args, **kwargs):
+        return None if name == "mrq_drq" else real_find_spec(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    assert main(["mrq-drq", "--total-steps", "10"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "rl-train: rl-train mrq-drq needs the 'mrq-drq' extra (mrq_drq is not installed): "
+        'pip install "rl-train[mrq-drq]"'
+    ]
+    assert main(["ot-ilfo"]) == 2  # ot-ilfo's extra brings MR.Q too
+    assert 'pip install "rl-train[ot-ilfo]"' in capsys.readouterr().err

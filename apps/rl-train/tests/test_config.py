@@ -10,10 +10,11 @@ from typing import Literal
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from rl_train.config import RunConfig, config_changes, from_jsonable, to_jsonable
+from rl_runtime.config import RunConfig, config_changes, from_jsonable, to_jsonable
+from rl_runtime.testing import TinyQAgentConfig, TinyQConfig
 from rl_train.method import UsageError
 from rl_train.methods import METHODS, load_method
-from rl_train.testing import METHOD, TinyQAgentConfig, TinyQConfig
+from rl_train.testing import METHOD
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 import torch
 from rl_buffers import io
-from rl_train.checkpoint import CheckpointManager
+from rl_runtime.checkpoint import CheckpointManager
+from rl_runtime.config import RunConfig, from_jsonable
+from rl_runtime.evaluation import evaluate
+from rl_runtime.run import ConfigMismatchError, RunInUseError, open_run
+from rl_runtime.testing import CHAIN_ID, TinyQConfig
 from rl_train.cli import main
-from rl_train.config import RunConfig, from_jsonable
-from rl_train.evaluation import evaluate
-from rl_train.run import ConfigMismatchError, RunInUseError, open_run
-from rl_train.testing import CHAIN_ID, METHOD, TinyQConfig
+from rl_train.testing import METHOD
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 
@@ -95,7 +96,7 @@ def test_same_seed_is_bitwise_reproducible_and_seeds_differ(
 def test_rerunning_a_finished_named_run_changes_nothing(tiny_args, run_dir, caplog):
     _train(tiny_args("a"))
     before = (run_dir("a") / "metrics.jsonl").read_bytes()
-    with caplog.at_level(logging.INFO, logger="rl_train"):
+    with caplog.at_level(logging.INFO, logger="rlworks"):
         _train(tiny_args("a"))
     assert "run already complete (400 steps)" in caplog.text
     assert (run_dir("a") / "metrics.jsonl").read_bytes() == before
@@ -171,7 +172,7 @@ def test_truncated_checkpoint_falls_back_to_the_previous_one(
     with pytest.raises(io.CorruptFileError, match="truncated"):
         io.load(newest)
 
-    with caplog.at_level(logging.INFO, logger="rl_train"):
+    with caplog.at_level(logging.INFO, logger="rlworks"):
         _train(tiny_args("a"))
     assert "checkpoint ckpt-000000000400.pt is corrupt" in caplog.text
     assert "falling back to ckpt-000000000300.pt" in caplog.text
@@ -190,7 +191,7 @@ def test_without_the_flag_wandb_is_never_imported(tiny_args, monkeypatch):
     # A None entry in sys.modules makes `import wandb` raise: any import would fail the run.
     monkeypatch.setitem(sys.modules, "wandb", None)
     _train(tiny_args("a", "--total-steps", "100"))
-    with pytest.raises(ImportError, match=r"--wandb.*pip install 'rl-train\[wandb\]'"):
+    with pytest.raises(ImportError, match=r"--wandb.*pip install 'rl-runtime\[wandb\]'"):
         main(tiny_args("b", "--total-steps", "100", "--wandb"))
 
 

@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command, rest = args[0], args[1:]
     try:
         if command in ("plot", "sweep"):
-            from rl_train.run import console_logging  # imports torch
+            from rl_runtime.run import console_logging  # imports torch
 
             with console_logging():
                 if command == "plot":

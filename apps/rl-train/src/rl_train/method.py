@@ -8,17 +8,12 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 import tyro
-
-from rl_train.config import MethodConfig, from_jsonable
+from rl_runtime.config import MethodConfig, from_jsonable
+from rl_runtime.errors import UsageError
 
 __all__ = ["Method", "UsageError"]
 
 C = TypeVar("C", bound=MethodConfig)
-
-
-class UsageError(ValueError):
-    """The command line is wrong (unknown method or preset, options that contradict the run
-    being resumed). ``rl-train`` prints it without a traceback and exits with status 2."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +58,7 @@ class Method(Generic[C]):
         The preset (default: the first) gives the defaults and tyro applies the overrides,
         building a new frozen config. With ``--resume DIR`` and no ``--preset``, the defaults are
         the run's config.json instead, so ``--resume DIR`` alone continues the run as it was and
-        any other option is a change that :func:`rl_train.run.open_run` checks.
+        any other option is a change that :func:`rl_runtime.run.open_run` checks.
 
         Raises:
             UsageError: unknown preset or ``--preset`` without a value.
@@ -81,7 +76,7 @@ class Method(Generic[C]):
         )
         cfg = self._cli(self.presets[name], rest, description)
         if cfg.run.resume is not None and preset is None:
-            from rl_train.run import read_run_info  # imports torch
+            from rl_runtime.run import read_run_info  # imports torch
 
             try:
                 info = read_run_info(cfg.run.resume)

@@ -43,7 +43,7 @@ __all__ = [
     "student_t_quantile",
 ]
 
-LOG = logging.getLogger("rl_train")
+LOG = logging.getLogger("rlworks")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -206,7 +206,7 @@ def run_sweep(cfg: SweepConfig, method_args: Sequence[str]) -> list[SeedResult]:
     for arg in method_args:
         if arg.split("=", 1)[0] in _RESERVED_FLAGS:
             raise UsageError(f"sweep sets {arg.split('=', 1)[0]} itself; remove it after --")
-    from rl_train.run import run_dir_for  # imports torch
+    from rl_runtime.run import run_dir_for  # imports torch
 
     name = cfg.name or dt.datetime.now().strftime("sweep-%Y%m%d-%H%M%S")
     jobs = []

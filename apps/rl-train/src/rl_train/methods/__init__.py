@@ -1,16 +1,18 @@
 """The registry of method subcommands.
 
 Adding a method: write ``rl_train/methods/<name>.py`` defining ``METHOD = Method(...)`` (a
-config dataclass with presets and a ``train(cfg)`` entry point that reads top to bottom), then
-add one line to :data:`METHODS`. Modules are imported only when their subcommand runs, so
-``rl-train --help``, ``plot`` and a method whose optional dependencies are missing do not pay
-for (or break on) the others.
+config dataclass with presets and a ``train(cfg)`` entry point that reads top to bottom), add one
+line to :data:`METHODS` naming the install extra that brings its package, and declare that extra
+in ``pyproject.toml``. Modules are imported only when their subcommand runs, so
+``rl-train --help``, ``plot`` and the other methods do not pay for (or break on) a method's
+dependencies; a method whose extra is not installed stops with one line naming it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
+import importlib.util
 from typing import Any
 
 from rl_train.method import Method, UsageError
@@ -26,23 +28,44 @@ class MethodEntry:
     """Module that defines ``METHOD``."""
     summary: str
     """One line for ``rl-train --help``."""
+    extra: str | None = None
+    """The install extra that brings the method (``pip install "rl-train[<extra>]"``)."""
+    needs: tuple[str, ...] = ()
+    """Top-level modules the extra installs; any missing one means the extra is not installed."""
     hidden: bool = False
     """Left out of ``rl-train --help`` (developer subcommands)."""
 
 
 METHODS: dict[str, MethodEntry] = {
-    "mrq-drq": MethodEntry("rl_train.methods.mrq_drq", "MR.Q and DR.Q (continuous or discrete)"),
+    "mrq-drq": MethodEntry(
+        "rl_train.methods.mrq_drq",
+        "MR.Q and DR.Q (continuous or discrete)",
+        extra="mrq-drq",
+        needs=("mrq_drq",),
+    ),
     "driftql": MethodEntry(
-        "rl_train.methods.driftql", "DriftQL, FQL and BC offline on OGBench / Minari data"
+        "rl_train.methods.driftql",
+        "DriftQL, FQL and BC offline on OGBench / Minari data",
+        extra="driftql",
+        needs=("driftql",),
     ),
     "driftql-data": MethodEntry(
-        "rl_train.methods.driftql_data", "generate OGBench / Minari datasets for driftql"
+        "rl_train.methods.driftql_data",
+        "generate OGBench / Minari datasets for driftql",
+        extra="driftql",
+        needs=("driftql",),
     ),
     "ot-ilfo": MethodEntry(
-        "rl_train.methods.ot_ilfo", "imitation from observation with OT rewards (TD3 or MR.Q)"
+        "rl_train.methods.ot_ilfo",
+        "imitation from observation with OT rewards (TD3 or MR.Q)",
+        extra="ot-ilfo",
+        needs=("ot_ilfo", "mrq_drq"),
     ),
     "ot-ilfo-demos": MethodEntry(
-        "rl_train.methods.ot_ilfo_demos", "state-only expert demonstrations as a Minari dataset"
+        "rl_train.methods.ot_ilfo_demos",
+        "state-only expert demonstrations as a Minari dataset",
+        extra="ot-ilfo",
+        needs=("ot_ilfo", "mrq_drq"),
     ),
     # Developer subcommand: the runtime's test agent (linear Q-learning), see rl_train.testing.
     "tiny-q": MethodEntry("rl_train.testing", "linear Q-learning on a small chain", hidden=True),
@@ -54,12 +77,18 @@ def load_method(name: str) -> Method[Any]:
     """Import the module of subcommand ``name`` and return its ``METHOD``.
 
     Raises:
-        UsageError: ``name`` is not a registered method.
+        UsageError: ``name`` is not a registered method, or its install extra is missing.
         TypeError: the module's ``METHOD`` is missing, not a Method, or has another name.
     """
     entry = METHODS.get(name)
     if entry is None:
         raise UsageError(f"unknown method {name!r}; methods: {', '.join(sorted(METHODS))}")
+    missing = [module for module in entry.needs if importlib.util.find_spec(module) is None]
+    if missing:
+        raise UsageError(
+            f"rl-train {name} needs the {entry.extra!r} extra ({', '.join(missing)} is not "
+            f'installed): pip install "rl-train[{entry.extra}]"'
+        )
     module = importlib.import_module(entry.module)
     method = getattr(module, "METHOD", None)
     if not isinstance(method, Method):

@@ -40,14 +40,14 @@ from driftql.evaluation import (
 )
 from rl_buffers import io
 from rl_buffers.offline import DatasetError, Episode, minari_dataset_dir
+from rl_runtime.config import RunConfig, RunOptions
+from rl_runtime.evaluation import agent_policy, evaluate
+from rl_runtime.logger import Scalar
+from rl_runtime.offline import SeededBatches, train_offline
+from rl_runtime.run import Run, open_run
+from rl_runtime.seeding import derive_seed, episode_seed
 
-from rl_train.config import RunConfig, RunOptions
-from rl_train.evaluation import agent_policy, evaluate
-from rl_train.logger import Scalar
 from rl_train.method import Method, UsageError
-from rl_train.offline_loop import SeededBatches, train_offline
-from rl_train.run import Run, open_run
-from rl_train.seeding import derive_seed, episode_seed
 
 __all__ = ["METHOD", "AgentOverrides", "DriftQLTrainConfig", "train"]
 

@@ -36,15 +36,15 @@ from driftql.datagen import (
     generate_ogbench,
 )
 from rl_buffers import io
+from rl_runtime.checkpoint import CheckpointManager
+from rl_runtime.config import from_jsonable
+from rl_runtime.run import console_logging, read_run_info, resolve_device
 
-from rl_train.checkpoint import CheckpointManager
-from rl_train.config import from_jsonable
 from rl_train.method import Method, UsageError
-from rl_train.run import console_logging, read_run_info, resolve_device
 
 __all__ = ["METHOD", "DataConfig", "DataMethod", "generate", "load_mrq_policy"]
 
-LOG = logging.getLogger("rl_train")
+LOG = logging.getLogger("rlworks")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,13 +17,13 @@ import torch
 from mrq_drq import MRQAgent, MRQConfig, check_spaces, make_buffer, make_env
 from mrq_drq import config as presets
 from mrq_drq.schedule import TrainingRound, apply_round, draw_round
+from rl_runtime.config import RunConfig, RunOptions
+from rl_runtime.offpolicy import OffPolicyConfig, SeededReplay, train_off_policy
+from rl_runtime.run import open_run
+from rl_runtime.seeding import derive_seed
 from torch import Tensor
 
-from rl_train.config import RunConfig, RunOptions
-from rl_train.loop import OffPolicyConfig, SeededReplay, train_off_policy
 from rl_train.method import Method
-from rl_train.run import open_run
-from rl_train.seeding import derive_seed
 
 __all__ = ["METHOD", "MRQTrainConfig", "train"]
 

@@ -45,15 +45,15 @@ from ot_ilfo import (
     save_demos,
 )
 from rl_buffers import ReplayBuffer, TransitionSpec
+from rl_runtime.checkpoint import CheckpointManager
+from rl_runtime.config import RunConfig, RunOptions, from_jsonable
+from rl_runtime.evaluation import obs_to_tensor, to_env_action
+from rl_runtime.offpolicy import OffPolicyConfig, train_off_policy
+from rl_runtime.run import Run, open_run, read_run_info
+from rl_runtime.seeding import derive_seed
 from torch import Tensor
 
-from rl_train.checkpoint import CheckpointManager
-from rl_train.config import RunConfig, RunOptions, from_jsonable
-from rl_train.evaluation import obs_to_tensor, to_env_action
-from rl_train.loop import OffPolicyConfig, train_off_policy
 from rl_train.method import Method, UsageError
-from rl_train.run import Run, open_run, read_run_info
-from rl_train.seeding import derive_seed
 
 __all__ = [
     "DEMOS_METHOD",
@@ -64,7 +64,7 @@ __all__ = [
     "train",
 ]
 
-LOG = logging.getLogger("rl_train")
+LOG = logging.getLogger("rlworks")
 Learner = Literal["td3", "mrq"]
 Scripted = Literal["pendulum-swingup"]
 

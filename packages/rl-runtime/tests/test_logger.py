@@ -8,7 +8,7 @@ import logging
 import numpy as np
 import pytest
 import torch
-from rl_train.logger import MetricLogger, MetricMeans, namespaced, to_floats
+from rl_runtime.logger import MetricLogger, MetricMeans, namespaced, to_floats
 
 
 def test_to_floats_converts_tensors_numbers_and_keeps_order():

@@ -34,11 +34,11 @@ import torch
 from rl_buffers import io
 from tqdm import tqdm
 
-from rl_train.checkpoint import CheckpointManager
-from rl_train.config import MethodConfig, RunConfig, config_changes, to_jsonable
-from rl_train.logger import MetricLogger
-from rl_train.method import UsageError
-from rl_train.seeding import capture_rng, restore_rng, seed_everything
+from rl_runtime.checkpoint import CheckpointManager
+from rl_runtime.config import MethodConfig, RunConfig, config_changes, to_jsonable
+from rl_runtime.errors import UsageError
+from rl_runtime.logger import MetricLogger
+from rl_runtime.seeding import capture_rng, restore_rng, seed_everything
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -52,7 +52,7 @@ __all__ = [
     "run_dir_for",
 ]
 
-LOG = logging.getLogger("rl_train")
+LOG = logging.getLogger("rlworks")
 CHECKPOINT_FORMAT = 1
 _RESERVED = frozenset({"format", "method", "step", "config", "rng", "metrics_bytes", "elapsed"})
 
@@ -119,7 +119,7 @@ class _TqdmHandler(logging.Handler):
 
 @contextlib.contextmanager
 def console_logging(*, quiet: bool = False) -> Iterator[None]:
-    """Show the ``rl_train`` logger's lines on stderr for the duration of the block."""
+    """Show the ``rlworks`` logger's lines on stderr for the duration of the block."""
     handler = _TqdmHandler(logging.WARNING if quiet else logging.INFO)
     handler.setFormatter(logging.Formatter("[rl-train] %(message)s"))
     LOG.setLevel(logging.INFO)
@@ -142,7 +142,7 @@ class Run:
         checkpoints: The run's checkpoint files.
         restored: The checkpoint this attempt resumes from, or None for a fresh start. Trainers
             load their own entries from it; :meth:`restore_rng` restores the global RNGs.
-        log: The ``rl_train`` logger (lines go to the terminal and to ``run.log``).
+        log: The ``rlworks`` logger (lines go to the terminal and to ``run.log``).
     """
 
     def __init__(
@@ -328,12 +328,23 @@ def _attach_handlers(run_dir: Path, quiet: bool) -> list[logging.Handler]:
     return [file_handler, console]
 
 
+def _versions() -> dict[str, str]:
+    """Versions of the rlworks packages installed in this environment (rl-runtime at least)."""
+    found = {}
+    for dist in ("rl-runtime", "rl-buffers", "rl-nets", "rl-train"):
+        try:
+            found[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return found
+
+
 def _run_info(method: str, cfg: MethodConfig) -> dict[str, Any]:
     return {
         "method": method,
         "env": cfg.env,
         "seed": cfg.run.seed,
-        "rl_train_version": importlib.metadata.version("rl-train"),
+        "versions": _versions(),
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "config": to_jsonable(cfg),
     }

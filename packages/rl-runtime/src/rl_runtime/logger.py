@@ -146,7 +146,7 @@ class _Wandb:
         except ImportError as e:
             raise ImportError(
                 "W&B logging was asked for (--wandb) but wandb is not installed: "
-                "pip install 'rl-train[wandb]'"
+                "pip install 'rl-runtime[wandb]' (or 'rl-train[wandb]')"
             ) from e
         id_file = run_dir / "wandb_id"
         if id_file.exists():

@@ -1,6 +1,6 @@
 """The offline training loop shared by trainers: sample, update, log, evaluate, checkpoint.
 
-The offline counterpart of :func:`rl_train.loop.train_off_policy`. A trainer loads its dataset
+The offline counterpart of :func:`rl_runtime.offpolicy.train_off_policy`. A trainer loads its dataset
 into a buffer, builds its agent, an evaluation callable and a :class:`BatchSource`, then hands
 them to :func:`train_offline`, which runs one gradient step per iteration::
 
@@ -29,9 +29,9 @@ from typing import Any, Protocol
 import torch
 from rl_buffers import ReplayBuffer, TransitionBatch
 
-from rl_train.logger import MetricMeans, Scalar, namespaced
-from rl_train.loop import Agent
-from rl_train.run import Run
+from rl_runtime.logger import MetricMeans, Scalar, namespaced
+from rl_runtime.offpolicy import Agent
+from rl_runtime.run import Run
 
 __all__ = ["BatchSource", "DataMismatchError", "SeededBatches", "train_offline"]
 

@@ -1,4 +1,4 @@
-"""rl_train.offline_loop: logging, evaluation, checkpoints and exact resume after SIGKILL.
+"""rl_runtime.offline: logging, evaluation, checkpoints and exact resume after SIGKILL.
 
 The agent is a small stand-in (linear regression of the reward with noise from its own
 generator), so that these tests exercise only the loop; the subprocess runs ``main`` below.
@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 import torch
 from rl_buffers import ReplayBuffer, TransitionBatch, TransitionSpec, io
-from rl_train.config import RunConfig
-from rl_train.offline_loop import DataMismatchError, SeededBatches, train_offline
-from rl_train.run import open_run
+from rl_runtime.config import RunConfig
+from rl_runtime.offline import DataMismatchError, SeededBatches, train_offline
+from rl_runtime.run import open_run
 
 torch.set_num_threads(1)
 HERE = Path(__file__).resolve().parent
@@ -136,7 +136,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(
 ) -> None:
     code = (
         f"import sys; sys.path.insert(0, {str(HERE)!r}); "
-        f"from test_offline_loop import main; main({str(tmp_path)!r}, 'killed', 400, delay=0.003)"
+        f"from test_offline import main; main({str(tmp_path)!r}, 'killed', 400, delay=0.003)"
     )
     latest = tmp_path / "offline-standin" / "synthetic" / "0-killed" / "checkpoints" / "latest"
     kill_at_checkpoint([sys.executable, "-c", code], latest, tmp_path / "child.log")

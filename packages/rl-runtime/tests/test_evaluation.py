@@ -10,11 +10,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from rl_train.config import RunConfig
-from rl_train.evaluation import evaluate, obs_to_tensor, to_env_action
-from rl_train.loop import _Counters, _start_episode
-from rl_train.seeding import episode_seed
-from rl_train.testing import CHAIN_ID, ChainEnv
+from rl_runtime.config import RunConfig
+from rl_runtime.evaluation import evaluate, obs_to_tensor, to_env_action
+from rl_runtime.offpolicy import _Counters, _start_episode
+from rl_runtime.seeding import episode_seed
+from rl_runtime.testing import CHAIN_ID, ChainEnv
 
 
 def test_hand_computed_returns_on_a_chain_without_slip():

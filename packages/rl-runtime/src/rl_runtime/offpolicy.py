@@ -35,10 +35,10 @@ import numpy as np
 import torch
 from rl_buffers import ReplayBuffer
 
-from rl_train.evaluation import EvalResult, agent_policy, evaluate, obs_to_tensor, to_env_action
-from rl_train.logger import MetricMeans, namespaced
-from rl_train.run import Run
-from rl_train.seeding import episode_seed, seed_spaces, set_space_rng_state, space_rng_state
+from rl_runtime.evaluation import EvalResult, agent_policy, evaluate, obs_to_tensor, to_env_action
+from rl_runtime.logger import MetricMeans, namespaced
+from rl_runtime.run import Run
+from rl_runtime.seeding import episode_seed, seed_spaces, set_space_rng_state, space_rng_state
 
 __all__ = ["Agent", "OffPolicyConfig", "SeededReplay", "TransitionStore", "train_off_policy"]
 

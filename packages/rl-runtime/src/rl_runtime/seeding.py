@@ -6,7 +6,7 @@ Environments are never pickled. Instead every episode's ``reset`` gets its own s
 (used for uniform warm-up actions) is seeded once and its generator state is checkpointed.
 With those, an environment can be rebuilt at any episode boundary from counters alone, and the
 off-policy loop rebuilds a mid-episode state by replaying the episode's actions (see
-:mod:`rl_train.loop`).
+:mod:`rl_runtime.offpolicy`).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from rl_buffers import io
-from rl_train.checkpoint import CheckpointManager, NoGoodCheckpointError
+from rl_runtime.checkpoint import CheckpointManager, NoGoodCheckpointError
 
 LOG = logging.getLogger("test-checkpoint")
 

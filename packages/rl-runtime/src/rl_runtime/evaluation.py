@@ -10,7 +10,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from rl_train.seeding import episode_seed
+from rl_runtime.seeding import episode_seed
 
 __all__ = ["EvalResult", "agent_policy", "evaluate", "obs_to_tensor", "to_env_action"]
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
-from rl_train.seeding import (
+from rl_runtime.seeding import (
     capture_rng,
     derive_seed,
     episode_seed,
@@ -19,7 +19,7 @@ from rl_train.seeding import (
     set_space_rng_state,
     space_rng_state,
 )
-from rl_train.testing import CHAIN_ID
+from rl_runtime.testing import CHAIN_ID
 
 
 def _draws(env: gym.Env) -> tuple:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 from rl_buffers import io
+from rl_runtime.config import from_jsonable
 from rl_train.cli import main
-from rl_train.config import from_jsonable
 from rl_train.methods.mrq_drq import METHOD, MRQTrainConfig
 
 # A few hundred steps of the small-width preset: 60 random steps, then syncs every 25 RL
