@@ -9,6 +9,10 @@ Core (this package's ``ReplayBuffer`` and friends):
   :class:`FadedLAPSampler` (DR.Q), on a CPU sum tree or a device cumsum/searchsorted backend.
 * :func:`n_step_returns`, :func:`one_hot` and the typed batches.
 
+On-policy rollouts (:mod:`rl_buffers.rollout`): :func:`gae`, :func:`lambda_returns` (PQN's
+Q(lambda) and TD(lambda) targets) and :class:`RolloutStorage`, a preallocated time-major
+``(T, N)`` rollout that yields shuffled :class:`RolloutBatch` minibatches.
+
 Beyond the core:
 
 * :mod:`rl_buffers.goals`: HER relabelling (final, future, episode) and all-goals targets (LEO).
@@ -55,6 +59,7 @@ from rl_buffers.offline import (
 )
 from rl_buffers.replay import ReplayBuffer
 from rl_buffers.returns import n_step_returns, one_hot
+from rl_buffers.rollout import RolloutBatch, RolloutStorage, gae, lambda_returns
 from rl_buffers.samplers import (
     Backend,
     FadedLAPSampler,
@@ -90,6 +95,8 @@ __all__ = [
     "MultiAgentReplayBuffer",
     "NStepBatch",
     "ReplayBuffer",
+    "RolloutBatch",
+    "RolloutStorage",
     "Sampler",
     "SubTrajectoryBatch",
     "SumTree",
@@ -102,8 +109,10 @@ __all__ = [
     "all_goals_from_reward_fn",
     "check_episode_against_spec",
     "fill_buffer",
+    "gae",
     "her_goal_steps",
     "io",
+    "lambda_returns",
     "load_minari",
     "load_minari_goal_episodes",
     "mask_achievements",

@@ -187,12 +187,19 @@ class Run:
         """Wall-clock seconds spent in this run, over every attempt."""
         return self._elapsed_before + time.perf_counter() - self._t0
 
-    def checkpoint_due(self, step: int, *, last: bool) -> bool:
+    def checkpoint_due(self, step: int, *, last: bool, previous: int | None = None) -> bool:
         """Whether the loop should checkpoint after ``step``: at the last step, every
         ``checkpoint_every`` steps, and once ``checkpoint_minutes`` of wall time have passed
-        since the last checkpoint (or the start of this attempt)."""
+        since the last checkpoint (or the start of this attempt).
+
+        A loop that advances several steps at a time (the on-policy loop) passes the step it
+        advanced from as ``previous``: a multiple of ``checkpoint_every`` in
+        ``(previous, step]`` is then due."""
         rc = self.run_cfg
-        if last or step % rc.checkpoint_every == 0:
+        every = rc.checkpoint_every
+        if previous is None:
+            previous = step - 1
+        if last or step // every > previous // every:
             return True
         minutes = rc.checkpoint_minutes
         return minutes > 0 and time.perf_counter() - self._last_checkpoint >= 60.0 * minutes
