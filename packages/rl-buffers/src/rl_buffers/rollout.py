@@ -359,6 +359,8 @@ class RolloutStorage:
         terminated: Tensor,
         truncated: Tensor,
         next_values: Tensor,
+        *,
+        check: bool = True,
     ) -> None:
         """Write one vector step for all ``N`` envs.
 
@@ -374,6 +376,9 @@ class RolloutStorage:
             truncated: ``(N,)`` bool.
             next_values: ``(N,)`` float value of the true next state: ``V(final observation)``
                 at a truncation, ``V(next observation)`` otherwise (ignored where terminated).
+
+            check: Validate every field's shape and dtype (a loop whose inputs cannot change
+                between steps may check the first step of each rollout only).
 
         Raises:
             ValueError: on a wrong shape or dtype, naming the field.
@@ -393,8 +398,9 @@ class RolloutStorage:
             "truncated": truncated,
             "next_values": next_values,
         }
-        for name, x in step.items():
-            self._check_step_field(name, x)
+        if check:
+            for name, x in step.items():
+                self._check_step_field(name, x)
         for name, x in step.items():
             self._fields[name][self._pos].copy_(x)
         self._pos += 1

@@ -184,18 +184,18 @@ class _Episodes:
 
     def step(self, actions: Tensor, reward: Tensor, ended: Tensor) -> list[tuple[float, int]]:
         """Account one vector step; returns (return, length) of the episodes that ended."""
-        self.ret += reward.to(torch.float64)
+        self.ret += reward
         self.length += 1
         self.t += 1
         if self.record:
             self.history.append(actions.detach().to("cpu", copy=True))
         if not bool(ended.any()):
             return []
-        idx = torch.nonzero(ended).flatten().tolist()
-        done = [(float(self.ret[i]), int(self.length[i])) for i in idx]
-        self.ret[ended] = 0.0
-        self.length[ended] = 0
-        for i in idx:
+        idx = torch.nonzero(ended).flatten()
+        done = list(zip(self.ret[idx].tolist(), self.length[idx].tolist(), strict=True))
+        self.ret[idx] = 0.0
+        self.length[idx] = 0
+        for i in idx.tolist():
             self.start[i] = self.t
         if self.record:  # drop actions older than every current episode
             oldest = min(self.start)
@@ -293,6 +293,8 @@ def train_on_policy(
     )
     generator = torch.Generator(run.device).manual_seed(derive_seed(rc.seed, "minibatches"))
     means = MetricMeans()
+    device = run.device
+    zeros = torch.zeros(cfg.num_envs, device=device)
     episodes = _Episodes(cfg.num_envs, rc.seed, envs.device, record=False)
 
     if run.restored is None:
@@ -326,35 +328,39 @@ def train_on_policy(
             # except at a truncation, where they are V(final_obs) of that step.
             pending: _Pending | None = None
             for _ in range(cfg.num_steps):
+                obs = obs.to(device)
                 with torch.no_grad():
-                    ps = agent.policy_step(obs.to(run.device))
+                    ps = agent.policy_step(obs)
                 if pending is not None:
                     _add(storage, pending, ps.values)
                 result = envs.step(ps.actions, episodes.reset_seed)
-                ended = result.terminated | result.truncated
-                for ret, length in episodes.step(ps.actions, result.reward, ended):
+                terminated = result.terminated.to(device)
+                truncated = result.truncated.to(device)
+                for ret, length in episodes.step(
+                    ps.actions, result.reward, ended=result.terminated | result.truncated
+                ):
                     means.add({"train/episode_return": ret, "train/episode_length": length})
                     c.episodes_done += 1
-                bootstrap = torch.zeros(cfg.num_envs, device=run.device)
-                truncated = result.truncated.to(run.device) & ~result.terminated.to(run.device)
+                bootstrap = zeros  # V(final_obs) where truncated (rare): computed only then
                 if bool(truncated.any()):
+                    cut = truncated & ~terminated
+                    bootstrap = zeros.clone()
                     with torch.no_grad():
-                        final = result.final_obs.to(run.device)[truncated]
-                        bootstrap[truncated] = agent.value(final).float()
+                        bootstrap[cut] = agent.value(result.final_obs.to(device)[cut]).float()
                 pending = _Pending(
-                    obs.to(run.device),
+                    obs,
                     ps.actions,
                     ps.log_probs,
                     ps.values,
-                    result.reward.to(run.device),
-                    result.terminated.to(run.device),
-                    result.truncated.to(run.device),
+                    result.reward.to(device),
+                    terminated,
+                    truncated,
                     bootstrap,
                 )
                 obs = result.obs
                 c.step += cfg.num_envs
             with torch.no_grad():
-                last_values = agent.value(obs.to(run.device)).float()
+                last_values = agent.value(obs.to(device)).float()
             assert pending is not None
             _add(storage, pending, last_values)
             storage.compute(cfg.gamma, cfg.gae_lambda)
@@ -426,7 +432,8 @@ def _add(storage: RolloutStorage, p: _Pending, following_values: Tensor) -> None
     ended, V(final_obs) where it was truncated, 0 where it terminated (ignored there)."""
     ended = p.terminated | p.truncated
     next_values = torch.where(ended, p.bootstrap, following_values.float())
-    storage.add(*p[:7], next_values)
+    # Shapes and dtypes are checked on the first step of each rollout; they cannot change after.
+    storage.add(*p[:7], next_values, check=len(storage) == 0)
 
 
 def _restore_envs(
