@@ -54,8 +54,9 @@ def test_sync_and_async_see_the_same_seeded_episodes() -> None:
     assert torch.equal(streams[0], streams[1])
 
 
-def test_replay_rebuilds_each_sub_env_from_its_seed_and_actions() -> None:
-    envs = make_gym_vector_env(CHAIN_ID, 2)
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_replay_rebuilds_each_sub_env_from_its_seed_and_actions(mode: str) -> None:
+    envs = make_gym_vector_env(CHAIN_ID, 2, mode=mode)  # type: ignore[arg-type]
     obs = envs.reset([7, 8])
     taken: list[list[int]] = [[], []]
     for t in range(3):  # fewer than the 5 moves that end an episode
