@@ -44,11 +44,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from driftql.config import TASK_PRESETS
+from driftql.config import TASK_PRESETS, task_preset
 from rl_buffers.io import atomic_write
 from rl_runtime.config import RunConfig
 from rl_runtime.run import resolve_device
-from rl_train.methods.driftql import METHOD, AgentOverrides, DriftQLTrainConfig
+from rl_train.methods.driftql import METHOD, DriftQLTrainConfig
 from rl_train.plot import read_curve
 
 RESULTS = Path(__file__).parent / "results" / "driftql_offline.json"
@@ -215,10 +215,18 @@ def train_one(cond: Condition, algo: str, seed: int, args: argparse.Namespace) -
         task=cond.data.task,
         dataset=cond.data.dataset,
         algo=algo,  # type: ignore[arg-type]  # checked by argparse choices
-        agent=AgentOverrides(hidden_sizes=hidden),
         degrade_p=cond.degrade_p,
         run=bench_run_config(args, seed, f"{algo}-p{cond.degrade_p:g}-{args.steps}st-h{widths}"),
     )
+    # The task's published settings, with the widths replaced when --hidden is given.
+    agent = task_preset(cfg.task_name, cfg.algo)
+    if hidden:
+        agent = dataclasses.replace(
+            agent,
+            actor=dataclasses.replace(agent.actor, hidden_sizes=hidden),
+            critic=dataclasses.replace(agent.critic, hidden_sizes=hidden),
+        )
+    cfg = dataclasses.replace(cfg, agent=agent)
     start = time.perf_counter()
     run_dir = METHOD.train(cfg)
     seconds = time.perf_counter() - start

@@ -35,24 +35,19 @@ from mrq_drq import MRQAgent, MRQConfig, check_spaces, drq, make_buffer, make_en
 from mrq_drq.config import atari, dmc, dmc_visual, gym, tiny
 from mrq_drq.schedule import training_step
 from rl_buffers.io import atomic_write
+from rl_runtime.evaluation import agent_policy, evaluate, to_env_action
 
 RESULTS = Path(__file__).parent / "results"
 SUITE_PRESETS = {"gym": gym, "dmc": dmc, "dmc_visual": dmc_visual, "atari": atari, "test": tiny}
 
 
-def evaluate(cfg: MRQConfig, policy: Any, episodes: int, seed: int) -> float:
+def evaluate_agent(cfg: MRQConfig, agent: MRQAgent, episodes: int, seed: int) -> float:
+    """Mean return of the deterministic policy (the runtime's seeded evaluation loop)."""
     env = make_env(cfg.env, seed=seed, evaluation=True)
-    returns = []
-    for i in range(episodes):
-        obs, _ = env.reset(seed=seed + i)
-        total, done = 0.0, False
-        while not done:
-            obs, reward, terminated, truncated, _ = env.step(policy(env, obs))
-            total += float(reward)
-            done = terminated or truncated
-        returns.append(total)
+    policy = agent_policy(agent, env.action_space, agent.device)
+    result = evaluate(policy, env, episodes=episodes, seed=seed)
     env.close()
-    return float(np.mean(returns))
+    return result.mean_return
 
 
 def run(
@@ -77,7 +72,7 @@ def run(
         if t <= cfg.schedule.random_steps:
             action = env.action_space.sample()
         else:
-            action = agent.act(obs, explore=True)
+            action = to_env_action(agent.act(obs, explore=True), env.action_space)
         next_obs, reward, terminated, truncated, _ = env.step(action)
         buffer.add(obs, action, float(reward), next_obs, terminated, truncated)
         obs = next_obs
@@ -86,7 +81,7 @@ def run(
         if t > cfg.schedule.random_steps:
             training_step(agent, buffer, gen)
         if t % eval_interval == 0:
-            score = evaluate(cfg, lambda e, o: agent.act(o, explore=False), episodes, 10_000 + seed)
+            score = evaluate_agent(cfg, agent, episodes, 10_000 + seed)
             curve.append((t, score))
             print(
                 f"{cfg.algorithm} seed {seed} step {t}: {score:.1f}"
@@ -197,7 +192,12 @@ def main() -> None:
         "algorithms": {},
     }
     base = SUITE_PRESETS[args.preset](args.env)
-    random_score = evaluate(base, lambda e, o: e.action_space.sample(), args.eval_episodes, 10_000)
+    env = make_env(base.env, seed=10_000, evaluation=True)
+    env.action_space.seed(10_000)
+    random_score = evaluate(
+        lambda o: env.action_space.sample(), env, episodes=args.eval_episodes, seed=10_000
+    ).mean_return
+    env.close()
     results["random_policy_return"] = random_score
     if reference is not None:
         results["reference"] = reference

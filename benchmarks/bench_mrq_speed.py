@@ -56,6 +56,7 @@ import torch.nn.functional as F
 from mrq_drq import MRQAgent, MRQConfig, check_spaces, drq, gym, make_buffer, make_env
 from rl_buffers import NStepBatch, ReplayBuffer, SubTrajectoryBatch
 from rl_buffers.io import atomic_write
+from rl_runtime.evaluation import to_env_action
 from torch import Tensor, nn
 
 RESULTS = Path(__file__).parent / "results" / "mrq_speed.json"
@@ -457,7 +458,7 @@ def full_loop(cfg: MRQConfig, steps: int, compile: bool, seed: int = 0) -> dict[
     start = time.perf_counter()
     for _ in range(steps):
         t0 = time.perf_counter()
-        action = agent.act(obs, explore=True)
+        action = to_env_action(agent.act(obs, explore=True), env.action_space)
         nxt, reward, terminated, truncated, _ = env.step(action)
         buf.add(obs, action, float(reward), nxt, terminated, truncated)
         obs = nxt

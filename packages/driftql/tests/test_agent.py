@@ -22,6 +22,7 @@ from driftql import (
     DriftQLAgent,
     FlowConfig,
     FQLAgent,
+    OptimConfig,
     default_config,
     make_agent,
     resolve_task,
@@ -137,10 +138,12 @@ def test_config_round_trips_through_json() -> None:
     cfg = task_preset("cube-double")
     again = AgentConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
     assert again == cfg
-    with pytest.raises(ValueError, match="unknown AgentConfig keys"):
+    with pytest.raises(ValueError, match=r"AgentConfig: unknown field\(s\) \['gamma'\]"):
         AgentConfig.from_dict({**cfg.to_dict(), "gamma": 0.9})
-    with pytest.raises(ValueError, match="unknown drift config key"):
+    with pytest.raises(ValueError, match=r"AgentConfig\.drift: unknown field\(s\) \['temp'\]"):
         AgentConfig.from_dict({**cfg.to_dict(), "drift": {"temp": 0.2}})
+    with pytest.raises(ValueError, match=r"AgentConfig\.optim\.batch_size: expected an int"):
+        AgentConfig.from_dict({**cfg.to_dict(), "optim": {"batch_size": True}})
 
 
 @pytest.mark.parametrize(
@@ -157,6 +160,7 @@ def test_config_round_trips_through_json() -> None:
         (lambda: FlowConfig(steps=0), "flow.steps"),
         (lambda: AgentConfig(algo="td3"), "algo"),  # type: ignore[arg-type]
         (lambda: AgentConfig(action_clip=1.5), "action_clip"),
+        (lambda: OptimConfig(actor_lr=True), "optim.actor_lr"),  # a bool is not a number
     ],
 )
 def test_config_rejects_bad_values(build: Callable[[], object], match: str) -> None:
@@ -310,7 +314,7 @@ def test_update_leaves_the_batch_unchanged(
 
 def test_update_metrics_are_named(make_config: MakeConfig, make_batch: MakeBatch) -> None:
     drift = set(_agent(make_config("driftql")).update(make_batch()))
-    assert {"critic_loss", "actor_loss", "drift_loss", "drift_norm", "q", "data_mse"} <= drift
+    assert {"critic_loss", "actor_loss", "drift_loss", "drift_norm", "actor_q", "data_mse"} <= drift
     fql = set(_agent(make_config("fql")).update(make_batch()))
     assert {"critic_loss", "bc_flow_loss", "distill_loss", "q_loss", "data_mse"} <= fql
     assert set(_agent(make_config("bc")).update(make_batch())) == {

@@ -174,10 +174,13 @@ def test_ogbench_refuses_to_overwrite(tmp_path: Path) -> None:
     [
         ({"env": "scene-2"}, "no scripted play oracle"),
         ({"env": "cube-sextuple"}, "no scripted play oracle"),
-        ({"num_episodes": 0}, "num_episodes must be >= 1"),
+        ({"num_episodes": 0}, "num_episodes must be an int >= 1"),
+        ({"num_episodes": True}, "num_episodes must be an int >= 1"),
         ({"val_episodes": 0}, "always reads a -val.npz"),
-        ({"p_random_action": 1.5}, r"p_random_action must be in \[0, 1\]"),
-        ({"max_episode_steps": 1}, "max_episode_steps must be >= 2"),
+        ({"val_episodes": -2}, "val_episodes must be an int >= -1"),
+        ({"p_random_action": 1.5}, r"p_random_action must be a finite number in \[0, 1\]"),
+        ({"noise": float("nan")}, "OGBenchGenConfig.noise must be a finite number >= 0"),
+        ({"max_episode_steps": 1}, "max_episode_steps must be an int >= 2"),
     ],
 )
 def test_ogbench_config_errors(kwargs, match) -> None:

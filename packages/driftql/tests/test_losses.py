@@ -267,7 +267,7 @@ def test_q_loss_by_hand() -> None:
     q = torch.tensor([[1.0, 3.0], [2.0, -1.0]])
     mean_loss, metrics = losses.q_loss(q, q_agg="mean", normalize=False)
     assert mean_loss.item() == pytest.approx(-1.25)  # per-state means 1.5 and 1.0
-    assert metrics["q"].item() == pytest.approx(1.25)
+    assert metrics["actor_q"].item() == pytest.approx(1.25)
     min_loss, _ = losses.q_loss(q, q_agg="min", normalize=False)
     assert min_loss.item() == pytest.approx(0.0)  # per-state minima 1 and -1
     norm_loss, _ = losses.q_loss(q, q_agg="mean", normalize=True)

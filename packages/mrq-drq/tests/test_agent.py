@@ -116,7 +116,7 @@ def test_two_runs_with_the_same_seed_are_bitwise_equal(kind: str, algorithm: str
     for name in ("encoder", "value", "policy", "encoder_target", "value_target", "policy_target"):
         assert same(params(getattr(a, name)), params(getattr(b, name))), name
     obs = np.zeros(a.spec.env_obs_shape, dtype=np.uint8 if a.spec.pixels else np.float32)
-    assert np.array_equal(a.act(obs, explore=True), b.act(obs, explore=True))
+    assert torch.equal(a.act(obs, explore=True), b.act(obs, explore=True))
 
 
 def test_different_seeds_give_different_weights():
@@ -139,7 +139,7 @@ def test_checkpoint_round_trip_gives_the_same_actions_and_next_update(kind: str,
 
     obs = np.stack([random_obs(spec, rng) for _ in range(3)])
     for explore in (False, True):
-        assert np.array_equal(agent.act(obs, explore=explore), other.act(obs, explore=explore))
+        assert torch.equal(agent.act(obs, explore=explore), other.act(obs, explore=explore))
     enc_batch, batch = encoder_batch(cfg, buf, seed=9), rl_batch(cfg, buf, seed=9)
     m1 = agent.update_encoder(enc_batch)
     m2 = other.update_encoder(enc_batch)
@@ -218,20 +218,23 @@ def test_act_respects_bounds_and_shapes():
     agent = MRQAgent(micro(), VECTOR_SPEC)
     obs = np.random.default_rng(0).standard_normal((64, 5)).astype(np.float32) * 10
     actions = agent.act(obs, explore=True)
+    assert isinstance(actions, torch.Tensor)  # a tensor, as every agent's act returns
     assert actions.shape == (64, 2)
-    assert actions.dtype == np.float32
-    low, high = np.array(VECTOR_SPEC.action_low), np.array(VECTOR_SPEC.action_high)
-    assert np.all(actions >= low - 1e-6)
-    assert np.all(actions <= high + 1e-6)
-    single = agent.act(obs[0], explore=False)
+    assert actions.dtype == torch.float32
+    low, high = torch.tensor(VECTOR_SPEC.action_low), torch.tensor(VECTOR_SPEC.action_high)
+    assert torch.all(actions >= low - 1e-6)
+    assert torch.all(actions <= high + 1e-6)
+    single = agent.act(torch.as_tensor(obs[0]), explore=False)
     assert single.shape == (2,)
-    assert np.array_equal(single, agent.act(obs[0], explore=False))  # deterministic when greedy
+    assert torch.equal(single, agent.act(obs[0], explore=False))  # deterministic when greedy
     discrete = MRQAgent(micro(), DISCRETE_SPEC)
     acts = discrete.act(obs, explore=True)
     assert acts.shape == (64,)
-    assert acts.dtype == np.int64
-    assert np.all((acts >= 0) & (acts < 3))
-    assert int(discrete.act(obs[0], explore=False)) in range(3)
+    assert acts.dtype == torch.int64
+    assert torch.all((acts >= 0) & (acts < 3))
+    one = discrete.act(obs[0], explore=False)
+    assert one.shape == ()
+    assert int(one) in range(3)
 
 
 def test_bad_inputs_are_rejected_with_named_errors():
@@ -265,7 +268,7 @@ def test_spec_with_unit_bounds_skips_action_rescaling():
     agent = MRQAgent(micro(), spec)
     assert agent._action_mid is None
     a = agent.act(np.zeros(5, dtype=np.float32), explore=False)
-    assert np.all(np.abs(a) <= 1.0)
+    assert torch.all(a.abs() <= 1.0)
 
 
 @pytest.mark.slow

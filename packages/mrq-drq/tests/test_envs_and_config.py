@@ -23,7 +23,16 @@ from mrq_drq import (
     tiny,
     transition_spec,
 )
-from mrq_drq.config import EncoderConfig, ReplayConfig, ValueConfig, atari, dmc, dmc_visual, gym
+from mrq_drq.config import (
+    EncoderConfig,
+    PolicyConfig,
+    ReplayConfig,
+    ValueConfig,
+    atari,
+    dmc,
+    dmc_visual,
+    gym,
+)
 
 BOX_ACTION = spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
 VEC_OBS = spaces.Box(-np.inf, np.inf, shape=(4,), dtype=np.float32)
@@ -249,6 +258,8 @@ def test_from_dict_rejects_unknown_keys():
         (lambda: ValueConfig(grad_clip=0.0), "value.grad_clip"),
         (lambda: ReplayConfig(sampling="per"), "replay.sampling"),  # type: ignore[arg-type]
         (lambda: ReplayConfig(batch_size=True), "replay.batch_size"),
+        (lambda: PolicyConfig(lr=True), "policy.lr"),  # a bool is not a number
+        (lambda: ReplayConfig(fade_decay=0.0), "replay.fade_decay"),
         (lambda: EnvConfig(suite="mujoco"), "env.suite"),  # type: ignore[arg-type]
         (lambda: EnvConfig(suite="gym", pixels=True), "env.pixels"),
     ],
@@ -288,7 +299,7 @@ def test_rendering_dmc_then_building_an_agent_does_not_crash():
         "obs, _ = env.reset(seed=0)\n"
         "spec = check_spaces(env.observation_space, env.action_space)\n"
         "agent = MRQAgent(tiny(), spec)\n"
-        "print(agent.act(obs, explore=True).shape)\n"
+        "print(tuple(agent.act(obs, explore=True).shape))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=600, check=False

@@ -2,27 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import gymnasium
-import numpy as np
 import pytest
 import torch
 from mrq_drq import MRQAgent, check_spaces, drq, make_buffer, make_env, tiny
 from mrq_drq.schedule import training_step
-
-
-def _evaluate(env: gymnasium.Env[Any, Any], policy, episodes: int, seed: int) -> float:
-    returns = []
-    for i in range(episodes):
-        obs, _ = env.reset(seed=seed + i)
-        total, done = 0.0, False
-        while not done:
-            obs, reward, terminated, truncated, _ = env.step(policy(obs))
-            total += float(reward)
-            done = terminated or truncated
-        returns.append(total)
-    return float(np.mean(returns))
+from rl_runtime.evaluation import agent_policy, evaluate, to_env_action
 
 
 def _train(algorithm: str, steps: int) -> tuple[float, float]:
@@ -42,7 +26,7 @@ def _train(algorithm: str, steps: int) -> tuple[float, float]:
         if t < cfg.schedule.random_steps:
             action = env.action_space.sample()
         else:
-            action = agent.act(obs, explore=True)
+            action = to_env_action(agent.act(obs, explore=True), env.action_space)
         next_obs, reward, terminated, truncated, _ = env.step(action)
         buffer.add(obs, action, float(reward), next_obs, terminated, truncated)
         obs = next_obs
@@ -52,9 +36,10 @@ def _train(algorithm: str, steps: int) -> tuple[float, float]:
             continue
         training_step(agent, buffer, gen)
 
-    trained = _evaluate(eval_env, lambda o: agent.act(o, explore=False), 5, seed=100)
-    random = _evaluate(eval_env, lambda o: eval_env.action_space.sample(), 5, seed=100)
-    return trained, random
+    greedy = agent_policy(agent, eval_env.action_space, agent.device)
+    trained = evaluate(greedy, eval_env, episodes=5, seed=100)
+    random = evaluate(lambda o: eval_env.action_space.sample(), eval_env, episodes=5, seed=100)
+    return trained.mean_return, random.mean_return
 
 
 @pytest.mark.slow

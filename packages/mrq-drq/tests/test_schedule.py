@@ -21,7 +21,7 @@ def test_burst_every_interval_and_priorities_written() -> None:
         # The encoder moves only in a burst; its metrics are reported only then.
         assert same(before, params(agent.encoder)) != bursts[-1]
         assert ("encoder_loss" in metrics) == bursts[-1]
-        assert "value_loss" in metrics
+        assert "critic_loss" in metrics
     assert bursts == [True, False, False, False, False] * 2 + [True, False]
     assert agent.training_steps == 12
     # The reward scale the first sync saw is the buffer's mean |r|.

@@ -63,7 +63,7 @@ def test_no_bootstrap_past_the_horizon() -> None:
     agent = TD3Agent(cfg, 4, 2, seed=0)
     out = agent.update(_batch(time_left=0.0))
     assert float(out["bootstrap_fraction"]) == 0.0
-    assert float(out["target_mean"]) == pytest.approx(float(_batch(time_left=0.0).reward.mean()))
+    assert float(out["q_target"]) == pytest.approx(float(_batch(time_left=0.0).reward.mean()))
     assert float(agent.update(_batch(time_left=0.5))["bootstrap_fraction"]) == 1.0
     # With time augmentation the critic sees k / T for k in 1..T: k = 1 ends bootstrapping.
     aug = TD3Agent(TD3Config(hidden_sizes=(16, 16), horizon=2), 4, 2, seed=0)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gymnasium as gym
-import numpy as np
 import pytest
 import torch
 from ot_ilfo import (
@@ -17,6 +16,7 @@ from ot_ilfo import (
     rollout_states,
 )
 from rl_buffers import ReplayBuffer, TransitionSpec
+from rl_runtime.evaluation import evaluate
 
 
 def _env() -> gym.Env:
@@ -24,17 +24,7 @@ def _env() -> gym.Env:
 
 
 def _evaluate(policy, episodes: int = 5) -> float:
-    env = _env()
-    returns = []
-    for i in range(episodes):
-        obs, _ = env.reset(seed=10_000 + i)
-        total, done = 0.0, False
-        while not done:
-            obs, reward, terminated, truncated, _ = env.step(policy(obs))
-            total += float(reward)
-            done = terminated or truncated
-        returns.append(total)
-    return float(np.mean(returns))
+    return evaluate(policy, _env(), episodes=episodes, seed=10_000).mean_return
 
 
 @pytest.mark.slow

@@ -24,12 +24,15 @@ def test_gym_step_returns_final_and_reset_observations_in_the_same_step() -> Non
     obs = envs.reset([1, 2])
     assert obs.tolist() == [[2.0], [2.0]]
     r = envs.step(torch.zeros(2, dtype=torch.int64), seed_of)
-    assert r.obs.tolist() == [[1.0], [1.0]] and asked == []
+    assert r.obs.tolist() == [[1.0], [1.0]]
+    assert asked == []
     r = envs.step(torch.zeros(2, dtype=torch.int64), seed_of)
     assert r.final_obs.tolist() == [[0.0], [0.0]]  # the true last observation
     assert r.obs.tolist() == [[2.0], [2.0]]  # the next episode's first, in the same step
-    assert r.truncated.tolist() == [True, True] and r.terminated.tolist() == [False, False]
-    assert r.reward.dtype == torch.float32 and r.reward.tolist() == [1.0, 1.0]
+    assert r.truncated.tolist() == [True, True]
+    assert r.terminated.tolist() == [False, False]
+    assert r.reward.dtype == torch.float32
+    assert r.reward.tolist() == [1.0, 1.0]
     assert asked == [0, 1]
     envs.close()
 
@@ -47,8 +50,7 @@ def test_sync_and_async_see_the_same_seeded_episodes() -> None:
             return 1000 * i + counter[0]
 
         obs = [envs.reset([0, 1, 2, 3])]
-        for a in actions:
-            obs.append(envs.step(a, seed_of).obs)
+        obs += [envs.step(a, seed_of).obs for a in actions]
         envs.close()
         streams.append(torch.stack(obs))
     assert torch.equal(streams[0], streams[1])
@@ -79,7 +81,7 @@ def test_replay_rebuilds_each_sub_env_from_its_seed_and_actions(mode: str) -> No
 
 def test_next_step_autoreset_is_refused_with_the_fix() -> None:
     vec = gym.vector.SyncVectorEnv([lambda: gym.make(CHAIN_ID)] * 2)  # NEXT_STEP by default
-    with pytest.raises(ValueError, match="NEXT_STEP.*AutoresetMode.DISABLED"):
+    with pytest.raises(ValueError, match=r"NEXT_STEP.*AutoresetMode.DISABLED"):
         GymVectorEnv(vec, device="cpu")
     vec.close()
 
@@ -92,7 +94,8 @@ def test_same_step_vector_env_reports_the_final_observation() -> None:
     envs.reset([0, 1])
     envs.step(torch.zeros(2, dtype=torch.int64), lambda i: 0)
     r = envs.step(torch.zeros(2, dtype=torch.int64), lambda i: 0)
-    assert r.final_obs.tolist() == [[0.0], [0.0]] and r.obs.tolist() == [[2.0], [2.0]]
+    assert r.final_obs.tolist() == [[0.0], [0.0]]
+    assert r.obs.tolist() == [[2.0], [2.0]]
     assert r.terminated.tolist() == [True, True]
     envs.close()
 
@@ -168,7 +171,8 @@ def test_jax_env_through_dlpack_with_same_step_autoreset_and_state() -> None:
     )  # fmt: skip
     envs = make()
     obs = envs.reset([11, 12])
-    assert obs.shape == (2, 2) and obs.dtype == torch.float32
+    assert obs.shape == (2, 2)
+    assert obs.dtype == torch.float32
     expected = [
         int(jax.random.randint(jax.random.key(s), (), 0, 3)) for s in (11, 12)
     ]  # the reset draws from the episode's own seed
@@ -185,7 +189,8 @@ def test_jax_env_through_dlpack_with_same_step_autoreset_and_state() -> None:
         for i in range(2):
             if r.terminated[i] or r.truncated[i]:
                 ends.append((t, bool(r.terminated[i]), bool(r.truncated[i])))
-                assert r.obs[i, 1] == 0.0 and r.final_obs[i, 1] == t + 1 - since[i]
+                assert r.obs[i, 1] == 0.0
+                assert r.final_obs[i, 1] == t + 1 - since[i]
                 since[i] = t + 1
     assert (5 - expected[0] - 1, True, False) in ends
     assert (7, False, True) in ends

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from driftql.config import AgentConfig, default_config, task_preset
 from rl_buffers import io
 from rl_buffers.offline import DatasetError
 from rl_train.method import UsageError
-from rl_train.methods.driftql import METHOD, AgentOverrides
+from rl_train.methods.driftql import METHOD
 from rl_train.methods.driftql_data import METHOD as DATA
 
 pytest.importorskip("minari")
@@ -19,9 +20,10 @@ pytest.importorskip("minari")
 # Tiny networks and a few dozen gradient steps: every phase (log, eval, checkpoint) happens.
 SHORT = [
     "--preset", "laptop",
-    "--agent.hidden-sizes", "32", "32",
-    "--agent.batch-size", "16",
-    "--agent.num-samples", "4",
+    "--agent.actor.hidden-sizes", "32", "32",
+    "--agent.critic.hidden-sizes", "32", "32",
+    "--agent.optim.batch-size", "16",
+    "--agent.drift.num-samples", "4",
     "--total-steps", "40",
     "--eval-every", "20",
     "--eval-episodes", "1",
@@ -75,13 +77,39 @@ def test_task_is_read_from_the_dataset_name_unless_given(args: list[str], task: 
     assert cfg.task_name == task
     for algo in ("driftql", "fql"):
         expected = task_preset(task, algo)
-        assert METHOD.parse(["--preset", "minari", "--algo", algo, *args]).resolved() == expected
+        assert METHOD.parse(["--preset", "minari", "--algo", algo, *args]).agent == expected
 
 
 def test_a_dataset_with_no_published_entry_gets_the_defaults() -> None:
     cfg = METHOD.parse(["--algo", "fql", "--dataset", "local/reacher/expert-v0"])
-    assert cfg.resolved() == default_config("fql")
-    assert cfg.resolved() != task_preset("cube-single", "fql")
+    assert cfg.agent == default_config("fql")
+    assert cfg.agent != task_preset("cube-single", "fql")
+
+
+def test_agent_options_apply_on_top_of_the_task_and_preset_settings() -> None:
+    published = task_preset("cube-single", "driftql")
+    assert published.actor.alpha != 3.0
+    args = ["--dataset", "x/cube-single-play-v0.npz", "--agent.actor.alpha", "3"]
+    cfg = METHOD.parse(args)
+    assert cfg.agent == dataclasses.replace(
+        published, actor=dataclasses.replace(published.actor, alpha=3.0)
+    )
+    # The laptop preset's smaller networks, then the option, on the task's settings.
+    laptop = METHOD.parse(["--preset", "laptop", *args]).agent
+    assert (laptop.actor.hidden_sizes, laptop.critic.hidden_sizes) == ((256, 256), (256, 256))
+    assert (laptop.actor.alpha, laptop.drift) == (3.0, published.drift)
+    # The algorithm is chosen once, with --algo.
+    with pytest.raises(UsageError, match=r"--agent\.algo fql differs from --algo driftql"):
+        METHOD.parse([*args, "--agent.algo", "fql"])
+
+
+def test_help_shows_the_task_settings(capsys: pytest.CaptureFixture[str]) -> None:
+    alpha = task_preset("cube-single", "driftql").actor.alpha
+    with pytest.raises(SystemExit):
+        METHOD.parse(["--task", "cube-single", "--help"])
+    out = capsys.readouterr().out
+    assert "--agent.actor.alpha" in out
+    assert f"(default: {alpha:g})" in out or f"(default: {alpha})" in out
 
 
 @pytest.mark.parametrize("algo", ["driftql", "fql", "bc"])
@@ -89,8 +117,13 @@ def test_trains_each_algo_on_minari_data(tmp_path: Path, hopper: Path, algo: str
     run = _train(tmp_path, hopper, algo, "--algo", algo)
     assert run == tmp_path / "driftql" / "test_hopper_random-v0" / f"0-{algo}"
     saved = AgentConfig.from_dict(json.loads((run / "agent_config.json").read_text()))
-    expected = AgentOverrides(hidden_sizes=(32, 32), batch_size=16, num_samples=4).apply(
-        task_preset("hopper", algo)
+    hopper = task_preset("hopper", algo)
+    expected = dataclasses.replace(
+        hopper,
+        actor=dataclasses.replace(hopper.actor, hidden_sizes=(32, 32)),
+        critic=dataclasses.replace(hopper.critic, hidden_sizes=(32, 32)),
+        drift=dataclasses.replace(hopper.drift, num_samples=4),
+        optim=dataclasses.replace(hopper.optim, batch_size=16),
     )
     assert saved == expected
     assert saved.algo == algo
@@ -124,6 +157,11 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path: Path, hopper: Path, same
     first = _train(tmp_path, hopper, "resumed", "--total-steps", "20")
     resumed = _train(tmp_path, hopper, "resumed", "--allow-config-change")
     assert resumed == first
+    # --resume DIR alone: the recorded agent, not the task's published one.
+    assert (
+        METHOD.parse(["--resume", str(first)]).agent
+        == METHOD.parse(["--task", "hopper", *SHORT]).agent
+    )
     a = io.load(straight / "checkpoints" / "ckpt-000000000040.pt")
     b = io.load(resumed / "checkpoints" / "ckpt-000000000040.pt")
     for key in ("agent", "source", "counters", "rng"):

@@ -42,7 +42,7 @@ def test_trains_logs_and_checkpoints(tmp_path: Path, algo: str, metrics) -> None
     assert cfg.resolved().replay.sampling == ("faded" if algo == "drq" else "lap")
 
     lines = metrics(run)
-    train = [line for line in lines if "train/value_loss" in line]
+    train = [line for line in lines if "train/critic_loss" in line]
     # Updates start after the random phase: the first log at step 50 has none, later ones do.
     assert [line["step"] for line in train] == [100, 150]
     assert all("train/encoder_loss" in line for line in train)

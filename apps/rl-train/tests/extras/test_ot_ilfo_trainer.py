@@ -115,7 +115,7 @@ def test_mrq_learner_takes_the_same_rewards(tmp_path: Path, demos: Path) -> None
     run = _train(tmp_path, demos, "mrq", 300, "--learner", "mrq", "--mrq.replay.batch-size", "16")
     lines = _lines(run)
     assert any("train/ot_return" in line for line in lines)
-    assert any("train/value_loss" in line for line in lines)
+    assert any("train/critic_loss" in line for line in lines)
     state = io.load(run / "checkpoints" / "ckpt-000000000300.pt")
     stored = state["buffer"]["store"]["buffer"]["storage"]["reward"]
     assert float(stored.max()) <= 0.0
@@ -136,6 +136,52 @@ def test_mrq_takes_the_time_entry_only_when_asked(
         np.testing.assert_allclose(obs[:, 3], (200 - np.arange(200)) / 200, atol=1e-6)
     else:
         np.testing.assert_allclose(obs[:, 0] ** 2 + obs[:, 1] ** 2, 1.0, atol=1e-5)
+
+
+def _snapshot(directory: Path) -> dict[str, tuple[int, int]]:
+    """Every entry under ``directory``: size and mtime."""
+    return {
+        str(p.relative_to(directory)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in [directory, *directory.rglob("*")]
+    }
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_a_td3_run_is_an_expert_read_without_writing_to_it(tmp_path: Path, demos: Path) -> None:
+    run = _train(tmp_path, demos, "expert", 200)
+    ckpt = run / "checkpoints"
+    # As if the run were still training: a corrupt newer checkpoint, and one being written.
+    (ckpt / "ckpt-000000000300.pt").write_bytes(b"RLWK torn")
+    (ckpt / ".ckpt-000000000400.pt.abc123.tmp").write_bytes(b"half a checkpoint")
+    before = _snapshot(run)
+    argv = ["--expert", str(run), "--episodes", "2", "--dataset-id", "test/expert-v0",
+            "--datasets-root", str(tmp_path / "out")]  # fmt: skip
+    DEMOS_METHOD.train(DEMOS_METHOD.parse(argv))
+    assert _snapshot(run) == before
+    states = load_expert_states("test/expert-v0", root=tmp_path / "out", state_dim=3)
+    assert [s.shape for s in states] == [(201, 3), (201, 3)]  # the time entry is not kept
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_an_mrq_drq_run_is_an_expert(tmp_path: Path) -> None:
+    from rl_train.cli import main
+
+    argv = ["mrq-drq", "--root", str(tmp_path), "--name", "src", "--total-steps", "80",
+            "--agent.schedule.random-steps", "60", "--agent.replay.batch-size", "16",
+            "--eval-episodes", "0", "--checkpoint-every", "80", "--device", "cpu", "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    run = tmp_path / "mrq-drq" / "InvertedPendulum-v5" / "0-src"
+    before = _snapshot(run)
+    argv = ["--env", "InvertedPendulum-v5", "--expert", str(run), "--dataset-id", "test/mrq-v0",
+            "--datasets-root", str(tmp_path / "out")]  # fmt: skip
+    DEMOS_METHOD.train(DEMOS_METHOD.parse(argv))
+    assert _snapshot(run) == before
+    (states,) = load_expert_states("test/mrq-v0", root=tmp_path / "out", state_dim=4)
+    assert states.shape[1] == 4
+    with pytest.raises(UsageError, match="trained on InvertedPendulum-v5, not Pendulum-v1"):
+        DEMOS_METHOD.train(DEMOS_METHOD.parse(["--expert", str(run)]))
+    with pytest.raises(UsageError, match="not a run directory"):
+        DEMOS_METHOD.train(DEMOS_METHOD.parse(["--expert", str(tmp_path)]))
 
 
 def test_missing_demos_are_named(tmp_path: Path) -> None:

@@ -22,12 +22,14 @@ step. Separate Adams give the same result as one Adam over disjoint parameter se
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 from rl_buffers.batches import TransitionBatch
 from rl_nets import frozen_copy, soft_update
+from rl_runtime.config import positive_int
+from rl_runtime.optim import fused_adam, maybe_compile
 from torch import Tensor, nn
 from torch.func import functional_call
 
@@ -38,18 +40,6 @@ from driftql.networks import Actor, Critic
 __all__ = ["Agent", "BCAgent", "DriftQLAgent", "FQLAgent", "QCritic", "make_agent"]
 
 Metrics = dict[str, Tensor]
-
-
-def _adam(params: list[nn.Parameter], lr: float, device: torch.device) -> torch.optim.Adam:
-    # The fused kernel (one pass over all parameters) exists for CPU and CUDA.
-    fused = device.type in ("cpu", "cuda")
-    return torch.optim.Adam(params, lr=lr, fused=fused)
-
-
-def _check_dims(obs_dim: int, action_dim: int) -> None:
-    for name, value in (("obs_dim", obs_dim), ("action_dim", action_dim)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
 
 
 class QCritic:
@@ -87,7 +77,7 @@ class QCritic:
             generator=generator,
         ).to(device)
         self.target: Critic = frozen_copy(self.net)
-        self.optimizer = _adam(list(self.net.parameters()), cfg.optim.critic_lr, device)
+        self.optimizer = fused_adam(self.net.parameters(), cfg.optim.critic_lr, device=device)
 
     def loss(
         self,
@@ -170,7 +160,8 @@ class _AgentBase:
     def __init__(
         self, cfg: AgentConfig, obs_dim: int, action_dim: int, *, device: torch.device, seed: int
     ) -> None:
-        _check_dims(obs_dim, action_dim)
+        positive_int("obs_dim", obs_dim)
+        positive_int("action_dim", action_dim)
         if cfg.algo != self.algo:
             raise ValueError(
                 f"{type(self).__name__} needs cfg.algo={self.algo!r}, got {cfg.algo!r}"
@@ -391,10 +382,10 @@ class DriftQLAgent(_AgentBase):
             layer_norm=cfg.actor.layer_norm,
             generator=self._init_gen,
         ).to(self.device)
-        self.actor_optimizer = _adam(list(self.actor.parameters()), cfg.optim.actor_lr, self.device)
-        self._losses: Callable[..., tuple[Tensor, Tensor, Metrics]] = self._losses_eager
-        if compile:
-            self._losses = torch.compile(self._losses_eager)
+        self.actor_optimizer = fused_adam(
+            self.actor.parameters(), cfg.optim.actor_lr, device=self.device
+        )
+        self._losses = maybe_compile(self._losses_eager, compile)
 
     @torch.no_grad()
     def act(self, obs: Tensor, *, explore: bool = False) -> Tensor:
@@ -499,7 +490,8 @@ class DriftQLAgent(_AgentBase):
             Detached 0-dim metrics: ``critic_loss``, ``q_mean``/``q_max``/``q_min`` (online
             critic at the dataset actions), ``q_target``, ``actor_loss``, ``drift_loss``
             (unweighted), ``drift_norm``, ``drift_attract_norm``, ``drift_repel_norm``,
-            ``data_mse`` (candidates vs dataset action), ``q_loss``, ``q`` (actor's Q).
+            ``data_mse`` (candidates vs dataset action), ``q_loss``, ``actor_q`` (Q of the
+            actor's actions).
 
         Raises:
             ValueError / TypeError: A malformed batch (the field is named).
@@ -564,12 +556,12 @@ class FQLAgent(_AgentBase):
             layer_norm=cfg.actor.layer_norm,
             generator=self._init_gen,
         ).to(self.device)
-        self.actor_optimizer = _adam(
-            [*self.flow.parameters(), *self.actor.parameters()], cfg.optim.actor_lr, self.device
+        self.actor_optimizer = fused_adam(
+            [*self.flow.parameters(), *self.actor.parameters()],
+            cfg.optim.actor_lr,
+            device=self.device,
         )
-        self._losses: Callable[..., tuple[Tensor, Tensor, Metrics]] = self._losses_eager
-        if compile:
-            self._losses = torch.compile(self._losses_eager)
+        self._losses = maybe_compile(self._losses_eager, compile)
 
     @torch.no_grad()
     def act(self, obs: Tensor, *, explore: bool = False) -> Tensor:
@@ -667,7 +659,7 @@ class FQLAgent(_AgentBase):
 
         Returns:
             Detached 0-dim metrics: the critic's (as :meth:`DriftQLAgent.update`),
-            ``bc_flow_loss``, ``distill_loss`` (unweighted), ``q_loss``, ``q``, ``data_mse``
+            ``bc_flow_loss``, ``distill_loss`` (unweighted), ``q_loss``, ``actor_q``, ``data_mse``
             (one-step action vs dataset action), ``actor_loss``.
         """
         critic_loss, actor_loss, metrics = self.compute_losses(batch)
@@ -721,10 +713,10 @@ class BCAgent(_AgentBase):
             layer_norm=cfg.actor.layer_norm,
             generator=self._init_gen,
         ).to(self.device)
-        self.actor_optimizer = _adam(list(self.actor.parameters()), cfg.optim.actor_lr, self.device)
-        self._losses: Callable[..., tuple[Tensor, Metrics]] = self._losses_eager
-        if compile:
-            self._losses = torch.compile(self._losses_eager)
+        self.actor_optimizer = fused_adam(
+            self.actor.parameters(), cfg.optim.actor_lr, device=self.device
+        )
+        self._losses = maybe_compile(self._losses_eager, compile)
 
     @torch.no_grad()
     def act(self, obs: Tensor, *, explore: bool = False) -> Tensor:

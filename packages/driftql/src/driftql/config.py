@@ -14,12 +14,21 @@ code's scale (they would otherwise act ``A`` times stronger).
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal, get_args
+
+from rl_runtime.config import (
+    DictCodec,
+    in_range,
+    int_at_least,
+    layer_sizes,
+    non_negative,
+    one_of,
+    positive,
+)
 
 __all__ = [
     "TASK_PRESETS",
@@ -52,43 +61,6 @@ KERNELS: tuple[Kernel, ...] = get_args(Kernel)
 Q_AGGS: tuple[QAgg, ...] = get_args(QAgg)
 
 
-def _check(cond: bool, msg: str) -> None:
-    if not cond:
-        raise ValueError(msg)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _positive(name: str, value: float) -> None:
-    _check(_is_number(value) and value > 0, f"{name} must be a finite number > 0, got {value!r}")
-
-
-def _non_negative(name: str, value: float) -> None:
-    _check(_is_number(value) and value >= 0, f"{name} must be a finite number >= 0, got {value!r}")
-
-
-def _int_at_least(name: str, value: int, low: int) -> None:
-    _check(
-        isinstance(value, int) and not isinstance(value, bool) and value >= low,
-        f"{name} must be an int >= {low}, got {value!r}",
-    )
-
-
-def _choice(name: str, value: object, choices: tuple[str, ...]) -> None:
-    _check(value in choices, f"{name} must be one of {list(choices)}, got {value!r}")
-
-
-def _hidden_sizes(name: str, sizes: tuple[int, ...]) -> None:
-    _check(
-        isinstance(sizes, tuple) and len(sizes) > 0,
-        f"{name} must be a non-empty tuple of ints, got {sizes!r}",
-    )
-    for i, h in enumerate(sizes):
-        _int_at_least(f"{name}[{i}]", h, 1)
-
-
 @dataclass(frozen=True)
 class CriticConfig:
     """Two-member Q ensemble shared by DriftQL and FQL (FQL's ``Value`` network and TD loss)."""
@@ -107,17 +79,11 @@ class CriticConfig:
     """How the target heads are combined in the TD target (DriftQL: min; FQL: mean)."""
 
     def __post_init__(self) -> None:
-        _hidden_sizes("critic.hidden_sizes", self.hidden_sizes)
-        _int_at_least("critic.num_members", self.num_members, 1)
-        _check(
-            _is_number(self.discount) and 0.0 <= self.discount < 1.0,
-            f"critic.discount must be in [0, 1), got {self.discount!r}",
-        )
-        _check(
-            _is_number(self.tau) and 0.0 < self.tau <= 1.0,
-            f"critic.tau must be in (0, 1], got {self.tau!r}",
-        )
-        _choice("critic.q_agg", self.q_agg, Q_AGGS)
+        layer_sizes("critic.hidden_sizes", self.hidden_sizes)
+        int_at_least("critic.num_members", self.num_members, 1)
+        in_range("critic.discount", self.discount, 0.0, 1.0, high_open=True)
+        in_range("critic.tau", self.tau, 0.0, 1.0, low_open=True)
+        one_of("critic.q_agg", self.q_agg, Q_AGGS)
 
 
 @dataclass(frozen=True)
@@ -139,11 +105,11 @@ class ActorConfig:
     """Divide the Q term by ``mean |Q|`` (no gradient through the scale; TD3+BC's lambda)."""
 
     def __post_init__(self) -> None:
-        _hidden_sizes("actor.hidden_sizes", self.hidden_sizes)
+        layer_sizes("actor.hidden_sizes", self.hidden_sizes)
         if self.noise_dim is not None:
-            _int_at_least("actor.noise_dim", self.noise_dim, 1)
-        _non_negative("actor.alpha", self.alpha)
-        _choice("actor.q_agg", self.q_agg, Q_AGGS)
+            int_at_least("actor.noise_dim", self.noise_dim, 1)
+        non_negative("actor.alpha", self.alpha)
+        one_of("actor.q_agg", self.q_agg, Q_AGGS)
 
 
 @dataclass(frozen=True)
@@ -166,11 +132,11 @@ class DriftConfig:
     """Added under the square root of every distance and norm."""
 
     def __post_init__(self) -> None:
-        _choice("drift.kernel", self.kernel, KERNELS)
-        _positive("drift.temperature", self.temperature)
-        _int_at_least("drift.num_samples", self.num_samples, 2)
-        _positive("drift.eta", self.eta)
-        _positive("drift.eps", self.eps)
+        one_of("drift.kernel", self.kernel, KERNELS)
+        positive("drift.temperature", self.temperature)
+        int_at_least("drift.num_samples", self.num_samples, 2)
+        positive("drift.eta", self.eta)
+        positive("drift.eps", self.eps)
 
 
 @dataclass(frozen=True)
@@ -181,7 +147,7 @@ class FlowConfig:
     """Euler steps from noise to action (``flow_steps``)."""
 
     def __post_init__(self) -> None:
-        _int_at_least("flow.steps", self.steps, 1)
+        int_at_least("flow.steps", self.steps, 1)
 
 
 @dataclass(frozen=True)
@@ -197,13 +163,13 @@ class OptimConfig:
     """Transitions per update (read by the trainer when it samples; the agent takes any B)."""
 
     def __post_init__(self) -> None:
-        _positive("optim.actor_lr", self.actor_lr)
-        _positive("optim.critic_lr", self.critic_lr)
-        _int_at_least("optim.batch_size", self.batch_size, 1)
+        positive("optim.actor_lr", self.actor_lr)
+        positive("optim.critic_lr", self.critic_lr)
+        int_at_least("optim.batch_size", self.batch_size, 1)
 
 
 @dataclass(frozen=True)
-class AgentConfig:
+class AgentConfig(DictCodec):
     """Everything that defines a DriftQL, FQL or BC agent."""
 
     algo: Algo = "driftql"
@@ -226,12 +192,9 @@ class AgentConfig:
     """``update`` checks the batch for NaN/inf and out-of-range actions (one device sync)."""
 
     def __post_init__(self) -> None:
-        _choice("algo", self.algo, ALGOS)
-        _check(
-            _is_number(self.action_clip) and 0.0 < self.action_clip <= 1.0,
-            f"action_clip must be in (0, 1], got {self.action_clip!r}",
-        )
-        _non_negative("action_tolerance", self.action_tolerance)
+        one_of("algo", self.algo, ALGOS)
+        in_range("action_clip", self.action_clip, 0.0, 1.0, low_open=True)
+        non_negative("action_tolerance", self.action_tolerance)
 
     def noise_dim(self, action_dim: int) -> int:
         """The actor's noise width for actions of size ``action_dim`` (0 for deterministic BC)."""
@@ -242,43 +205,6 @@ class AgentConfig:
             return action_dim
         return self.actor.noise_dim if self.actor.noise_dim is not None else action_dim
 
-    def to_dict(self) -> dict[str, object]:
-        """Plain nested dict (JSON-serialisable) for ``config.json`` and checkpoints."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, object]) -> AgentConfig:
-        """Inverse of :meth:`to_dict` (lists become tuples); unknown keys raise, naming them."""
-        parts: dict[str, type] = {
-            "critic": CriticConfig,
-            "actor": ActorConfig,
-            "drift": DriftConfig,
-            "flow": FlowConfig,
-            "optim": OptimConfig,
-        }
-        top = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - top
-        if unknown:
-            raise ValueError(f"unknown AgentConfig keys: {sorted(unknown)}")
-        kwargs: dict[str, object] = {}
-        for key, value in data.items():
-            if key in parts:
-                if not isinstance(value, Mapping):
-                    raise ValueError(
-                        f"AgentConfig.{key} must be a mapping, got {type(value).__name__}"
-                    )
-                part = parts[key]
-                names = {f.name for f in dataclasses.fields(part)}
-                sub: dict[str, object] = {}
-                for name, v in value.items():  # pyright: ignore[reportUnknownVariableType]
-                    if name not in names:
-                        raise ValueError(f"unknown {key} config key: {name!r}")
-                    sub[str(name)] = tuple(v) if isinstance(v, list) else v  # pyright: ignore[reportUnknownArgumentType]
-                kwargs[key] = part(**sub)
-            else:
-                kwargs[key] = value
-        return cls(**kwargs)  # pyright: ignore[reportArgumentType]
-
 
 def default_config(algo: Algo = "driftql") -> AgentConfig:
     """The official code's defaults for ``algo``.
@@ -287,7 +213,7 @@ def default_config(algo: Algo = "driftql") -> AgentConfig:
     * ``fql``: FQL's ``get_config`` (q_agg **mean**, alpha 10, 10 flow steps).
     * ``bc``: the same actor network without noise input; critic settings unused.
     """
-    _choice("algo", algo, ALGOS)
+    one_of("algo", algo, ALGOS)
     if algo == "fql":
         return AgentConfig(algo="fql", critic=CriticConfig(q_agg="mean"))
     return AgentConfig(algo=algo)

@@ -19,7 +19,9 @@ so the files have exactly OGBench's layout (see :mod:`driftql.data`) and load wi
 ``ogbench.make_env_and_datasets(..., dataset_path=...)``. A validation file ``<name>-val.npz``
 with ``val_episodes`` more trajectories is written beside the training file, as OGBench does.
 The oracles draw from numpy's global RNG (as in the script); generation seeds it and restores
-its previous state afterwards, so a seed gives the same file.
+its previous state afterwards, so a seed gives the same file. Episodes run in rlworks' one
+seeded-episode loop (:func:`rl_runtime.evaluation.rollout_episodes`): attempt ``k`` (dropped
+scene episodes counted) resets with ``episode_seed(seed, "datagen", k)``.
 
 **Minari data** (:func:`generate_minari`): rollouts of a policy callable (uniformly random, or a
 trained agent) in a gymnasium environment, written with Minari's own API through
@@ -27,7 +29,8 @@ trained agent) in a gymnasium environment, written with Minari's own API through
 ``minari.get_normalized_score``: ``ref_min_score`` is the mean return of the uniformly random
 policy and ``ref_max_score`` the mean return of the expert policy (by default the behaviour
 policy itself, run without random actions), each over ``ref_episodes`` seeded episodes, unless
-given explicitly.
+given explicitly. Collection and references run in the same loop, on the ``"datagen"`` and
+``"reference"`` seed streams.
 
 Every file is written atomically and an existing dataset is never replaced unless
 ``overwrite=True``.
@@ -47,7 +50,10 @@ import gymnasium as gym
 import numpy as np
 import numpy.typing as npt
 from rl_buffers.io import atomic_write
-from rl_buffers.offline import Episode, minari_dataset_dir, save_minari, validate_episode
+from rl_buffers.offline import Episode, minari_dataset_dir, save_minari
+from rl_runtime.config import check, int_at_least, non_negative, positive_int, probability
+from rl_runtime.evaluation import EpisodeRecorder, Step, evaluate, rollout_episodes
+from rl_runtime.seeding import derive_seed
 from tqdm import tqdm
 
 __all__ = [
@@ -111,25 +117,18 @@ class OGBenchGenConfig:
                 f"OGBenchGenConfig.env: {self.env!r} has no scripted play oracle here; choose "
                 f"cube-{{{','.join(_P_STACK)}}}, puzzle-{{{','.join(_PUZZLES)}}} or scene"
             )
-        if self.num_episodes < 1:
-            raise ValueError(f"OGBenchGenConfig.num_episodes must be >= 1, got {self.num_episodes}")
-        if self.val_episodes < -1 or self.val_episodes == 0:
-            raise ValueError(
-                f"OGBenchGenConfig.val_episodes must be >= 1 or -1, got {self.val_episodes} "
-                "(ogbench.make_env_and_datasets always reads a -val.npz)"
-            )
-        if self.max_episode_steps < 2:
-            raise ValueError(
-                f"OGBenchGenConfig.max_episode_steps must be >= 2, got {self.max_episode_steps}"
-            )
-        if not 0.0 <= self.p_random_action <= 1.0:
-            raise ValueError(
-                f"OGBenchGenConfig.p_random_action must be in [0, 1], got {self.p_random_action}"
-            )
-        if self.noise < 0 or self.noise_smoothing < 0:
-            raise ValueError("OGBenchGenConfig.noise and noise_smoothing must be >= 0")
-        if self.seed < 0:
-            raise ValueError(f"OGBenchGenConfig.seed must be >= 0, got {self.seed}")
+        positive_int("OGBenchGenConfig.num_episodes", self.num_episodes)
+        int_at_least("OGBenchGenConfig.val_episodes", self.val_episodes, -1)
+        check(
+            self.val_episodes != 0,
+            "OGBenchGenConfig.val_episodes must be >= 1 or -1, got 0 "
+            "(ogbench.make_env_and_datasets always reads a -val.npz)",
+        )
+        int_at_least("OGBenchGenConfig.max_episode_steps", self.max_episode_steps, 2)
+        probability("OGBenchGenConfig.p_random_action", self.p_random_action)
+        non_negative("OGBenchGenConfig.noise", self.noise)
+        non_negative("OGBenchGenConfig.noise_smoothing", self.noise_smoothing)
+        int_at_least("OGBenchGenConfig.seed", self.seed, 0)
 
     @property
     def num_val_episodes(self) -> int:
@@ -217,6 +216,66 @@ def scene_episode_is_healthy(qpos: npt.NDArray[Any]) -> bool:
     return not bool((too_right | too_left).any())
 
 
+class _PlayCollector:
+    """OGBench's play collection as a policy and the callbacks of
+    :func:`rl_runtime.evaluation.rollout_episodes`: the plan oracle of the current target
+    chooses each action (a uniformly random one with probability ``p_random_action``), each
+    finished plan is followed by a new target and plan, and each step is recorded as one row."""
+
+    def __init__(self, cfg: OGBenchGenConfig, env: gym.Env[Any, Any]) -> None:
+        self.cfg = cfg
+        self.env = env
+        self.oracles = _make_oracles(cfg, env)
+        self.has_buttons = hasattr(env.unwrapped, "_cur_button_states")
+        self.keys = ["observations", "actions", "terminals", "qpos", "qvel"]
+        self.keys += ["button_states"] if self.has_buttons else []
+        self.stack_range = _P_STACK.get(cfg.env.partition("-")[2], (0.5, 0.5))
+        # ManipSpace builds a new action space at every access, so seeding env.action_space would
+        # not stick: keep one instance and seed it (its samples are uniform in [-1, 1]^5).
+        self.random_actions = env.action_space
+        self.random_actions.seed(cfg.seed)
+        self.episode: dict[str, list[npt.NDArray[Any]]] = {}
+        self._oracle: Any = None
+        self._info: dict[str, Any] = {}
+        self._p_stack = 0.0
+
+    def on_reset(self, episode: int, ob: npt.NDArray[Any], info: dict[str, Any]) -> None:
+        """A new episode: draw its stacking probability, start the plan of its first target."""
+        del episode
+        lo, hi = self.stack_range
+        # The script draws the stacking probability only where it is a range.
+        self._p_stack = float(np.random.uniform(lo, hi)) if hi > lo else lo  # noqa: NPY002
+        self._info = info
+        self._oracle = self.oracles[info["privileged/target_task"]]
+        self._oracle.reset(ob, info)
+        self.episode = {k: [] for k in self.keys}
+
+    def __call__(self, ob: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        """The step's action, clipped to [-1, 1]."""
+        if np.random.rand() < self.cfg.p_random_action:  # noqa: NPY002
+            action = np.asarray(self.random_actions.sample())
+        else:
+            action = np.asarray(self._oracle.select_action(ob, self._info))
+        return np.clip(action, -1.0, 1.0)
+
+    def on_step(self, step: Step) -> None:
+        """Follow a finished plan with a new target; record the step's row."""
+        info = self._info = step.info
+        if self._oracle.done:  # the oracle finished its plan: a new target, a new plan
+            oracle_ob, oracle_info = self.env.unwrapped.set_new_target(p_stack=self._p_stack)  # pyright: ignore[reportAttributeAccessIssue]
+            self._oracle = self.oracles[oracle_info["privileged/target_task"]]
+            self._oracle.reset(oracle_ob, oracle_info)
+        # The row holds the state *before* the action (info's prev_* entries).
+        row = self.episode
+        row["observations"].append(step.obs)
+        row["actions"].append(step.action)
+        row["terminals"].append(np.asarray(step.terminated or step.truncated))
+        row["qpos"].append(info["prev_qpos"])
+        row["qvel"].append(info["prev_qvel"])
+        if self.has_buttons:
+            row["button_states"].append(info["prev_button_states"])
+
+
 def _refuse_existing(paths: list[Path], overwrite: bool) -> None:
     if overwrite:
         return
@@ -259,17 +318,9 @@ def generate_ogbench(
         mode="data_collection",
         max_episode_steps=cfg.max_episode_steps,
     )
-    has_buttons = hasattr(env.unwrapped, "_cur_button_states")
-    oracles = _make_oracles(cfg, env)
+    player = _PlayCollector(cfg, env)
     num_train, num_val = cfg.num_episodes, cfg.num_val_episodes
-    stack_lo, stack_hi = _P_STACK.get(cfg.env.partition("-")[2], (0.5, 0.5))
-    keys = ["observations", "actions", "terminals", "qpos", "qvel"]
-    keys += ["button_states"] if has_buttons else []
-    rows: dict[str, list[npt.NDArray[Any]]] = {k: [] for k in keys}
-    # ManipSpace builds a new action space at every access, so seeding env.action_space would
-    # not stick: keep one instance and seed it (its samples are uniform in [-1, 1]^5).
-    random_actions = env.action_space
-    random_actions.seed(cfg.seed)
+    rows: dict[str, list[npt.NDArray[Any]]] = {k: [] for k in player.keys}
     train_rows = rejected = 0
     t0 = time.perf_counter()
     with (
@@ -282,45 +333,28 @@ def generate_ogbench(
             dynamic_ncols=True,
         ) as bar,
     ):
-        ep = 0
+        ep = attempt = 0
         while ep < num_train + num_val:
-            # The first reset seeds the environment's RNG; later ones continue its stream.
-            ob, info = env.reset(seed=cfg.seed if ep == 0 and not rejected else None)
-            # The script draws the stacking probability only where it is a range.
-            p_stack = stack_lo
-            if stack_hi > stack_lo:
-                p_stack = float(np.random.uniform(stack_lo, stack_hi))  # noqa: NPY002
-            oracle = oracles[info["privileged/target_task"]]
-            oracle.reset(ob, info)
-            episode: dict[str, list[npt.NDArray[Any]]] = {k: [] for k in keys}
-            done = False
-            while not done:
-                if np.random.rand() < cfg.p_random_action:  # noqa: NPY002
-                    action = np.asarray(random_actions.sample())
-                else:
-                    action = np.asarray(oracle.select_action(ob, info))
-                action = np.clip(action, -1.0, 1.0)
-                next_ob, _, terminated, truncated, info = env.step(action)
-                done = bool(terminated or truncated)
-                if oracle.done:  # the oracle finished its plan: a new target, a new plan
-                    oracle_ob, oracle_info = env.unwrapped.set_new_target(p_stack=p_stack)  # pyright: ignore[reportAttributeAccessIssue]
-                    oracle = oracles[oracle_info["privileged/target_task"]]
-                    oracle.reset(oracle_ob, oracle_info)
-                # The row holds the state *before* the action (info's prev_* entries).
-                episode["observations"].append(ob)
-                episode["actions"].append(action)
-                episode["terminals"].append(np.asarray(done))
-                episode["qpos"].append(info["prev_qpos"])
-                episode["qvel"].append(info["prev_qvel"])
-                if has_buttons:
-                    episode["button_states"].append(info["prev_button_states"])
-                ob = next_ob
-                bar.update(1)
+            # One episode per call, so that an unhealthy one can be collected again; attempt k
+            # (re-collections counted) resets with episode_seed(cfg.seed, "datagen", k).
+            rollout_episodes(
+                player,
+                env,
+                episodes=1,
+                seed=cfg.seed,
+                stream="datagen",
+                first_episode=attempt,
+                on_reset=player.on_reset,
+                on_step=player.on_step,
+            )
+            attempt += 1
+            episode = player.episode
+            bar.update(len(episode["terminals"]))
             if cfg.env == "scene" and not scene_episode_is_healthy(np.asarray(episode["qpos"])):
                 rejected += 1  # collected again, as OGBench's script does
                 bar.total += len(episode["terminals"])
                 continue
-            for k in keys:
+            for k in player.keys:
                 rows[k] += episode[k]
             if ep == num_train - 1:
                 train_rows = len(rows["terminals"])
@@ -366,20 +400,10 @@ class MinariGenConfig:
     """Episodes used to estimate each reference score."""
 
     def __post_init__(self) -> None:
-        if self.num_steps < 1:
-            raise ValueError(f"MinariGenConfig.num_steps must be >= 1, got {self.num_steps}")
-        if not 0.0 <= self.p_random_action <= 1.0:
-            raise ValueError(
-                f"MinariGenConfig.p_random_action must be in [0, 1], got {self.p_random_action}"
-            )
-        if self.ref_episodes < 1:
-            raise ValueError(f"MinariGenConfig.ref_episodes must be >= 1, got {self.ref_episodes}")
-        if self.seed < 0:
-            raise ValueError(f"MinariGenConfig.seed must be >= 0, got {self.seed}")
-
-
-def _episode_seed(seed: int, stream: int, episode: int) -> int:
-    return int(np.random.SeedSequence([seed, stream, episode]).generate_state(1)[0])
+        positive_int("MinariGenConfig.num_steps", self.num_steps)
+        probability("MinariGenConfig.p_random_action", self.p_random_action)
+        positive_int("MinariGenConfig.ref_episodes", self.ref_episodes)
+        int_at_least("MinariGenConfig.seed", self.seed, 0)
 
 
 def rollout(
@@ -393,8 +417,9 @@ def rollout(
 ) -> list[Episode]:
     """Collect ``num_steps`` transitions of ``policy`` (uniformly random when None).
 
-    Episode ``k`` starts from ``env.reset(seed=...)`` with its own seed derived from ``seed``;
-    random actions come from the action space seeded with ``seed``.
+    The episodes are :func:`rl_runtime.evaluation.rollout_episodes`' on the ``"datagen"`` stream
+    (episode ``k`` resets with ``episode_seed(seed, "datagen", k)``); random actions come from
+    the action space seeded with ``derive_seed(seed, "datagen/action_space")``.
 
     Args:
         env: The environment (not autoresetting: a plain ``gymnasium.make``).
@@ -407,60 +432,45 @@ def rollout(
     Returns:
         Validated episodes; the last one is marked truncated if the budget cut it.
     """
-    env.action_space.seed(seed)
-    coin = np.random.default_rng(_episode_seed(seed, 1, 0))
-    episodes: list[Episode] = []
-    steps = 0
+    space = env.action_space
+    space.seed(derive_seed(seed, "datagen/action_space"))
+    coin = np.random.default_rng(derive_seed(seed, "datagen/random_action"))
+
+    def behaviour(ob: npt.NDArray[Any]) -> Any:
+        if policy is None or coin.random() < p_random_action:
+            return space.sample()
+        return policy(ob)
+
+    recorder = EpisodeRecorder(where=f"rollout of {env.spec.id if env.spec else env}")
     with tqdm(total=num_steps, disable=not progress, unit="step", dynamic_ncols=True) as bar:
-        while steps < num_steps:
-            ob, _ = env.reset(seed=_episode_seed(seed, 0, len(episodes)))
-            obs, acts, rews, terms, truncs = [ob], [], [], [], []
-            done = False
-            while not done:
-                if policy is None or coin.random() < p_random_action:
-                    action = env.action_space.sample()
-                else:
-                    action = policy(ob)
-                ob, reward, terminated, truncated, _ = env.step(action)
-                steps += 1
-                bar.update(1)
-                cut = steps >= num_steps and not (terminated or truncated)
-                obs.append(ob)
-                acts.append(np.asarray(action))
-                rews.append(float(reward))
-                terms.append(bool(terminated))
-                truncs.append(bool(truncated) or cut)
-                done = terminated or truncated or cut
-            episodes.append(
-                validate_episode(
-                    np.asarray(obs),
-                    np.asarray(acts),
-                    np.asarray(rews, np.float32),
-                    np.asarray(terms),
-                    np.asarray(truncs),
-                    where=f"rollout of {env.spec.id if env.spec else env}, episode {len(episodes)}",
-                    episode_id=len(episodes),
-                )
-            )
-    return episodes
+
+        def on_step(step: Step) -> None:
+            recorder.on_step(step)
+            bar.update(1)
+
+        # Every episode takes at least one step, so num_steps episodes outlast the budget.
+        rollout_episodes(
+            behaviour,
+            env,
+            episodes=num_steps,
+            seed=seed,
+            stream="datagen",
+            step_budget=num_steps,
+            on_reset=recorder.on_reset,
+            on_step=on_step,
+        )
+    return recorder.episodes
 
 
 def mean_return(
     env: gym.Env[Any, Any], policy: Policy | None, *, episodes: int, seed: int
 ) -> float:
-    """Mean undiscounted return of ``policy`` (uniform random when None) over seeded episodes."""
-    returns: list[float] = []
-    env.action_space.seed(seed)
-    for k in range(episodes):
-        ob, _ = env.reset(seed=_episode_seed(seed, 2, k))
-        total, done = 0.0, False
-        while not done:
-            action = env.action_space.sample() if policy is None else policy(ob)
-            ob, reward, terminated, truncated, _ = env.step(action)
-            total += float(reward)
-            done = terminated or truncated
-        returns.append(total)
-    return float(np.mean(returns))
+    """Mean undiscounted return of ``policy`` (uniform random when None) over the seeded
+    episodes of the ``"reference"`` stream (:func:`rl_runtime.evaluation.evaluate`)."""
+    space = env.action_space
+    space.seed(derive_seed(seed, "reference/action_space"))
+    act: Policy = policy if policy is not None else lambda _: np.asarray(space.sample())
+    return evaluate(act, env, episodes=episodes, seed=seed, stream="reference").mean_return
 
 
 def generate_minari(
@@ -523,11 +533,11 @@ def generate_minari(
             progress=progress,
         )
         seconds = time.perf_counter() - t0
-        ref_seed = _episode_seed(cfg.seed, 3, 0)
+        # Both references on the same seeded starts (the "reference" stream, not the data's).
         if ref_min_score is None:
-            ref_min_score = mean_return(env, None, episodes=cfg.ref_episodes, seed=ref_seed)
+            ref_min_score = mean_return(env, None, episodes=cfg.ref_episodes, seed=cfg.seed)
         if ref_max_score is None:
-            ref_max_score = mean_return(env, expert, episodes=cfg.ref_episodes, seed=ref_seed)
+            ref_max_score = mean_return(env, expert, episodes=cfg.ref_episodes, seed=cfg.seed)
         if ref_max_score == ref_min_score:
             raise ValueError(
                 f"ref_min_score == ref_max_score == {ref_min_score}: normalised scores would "

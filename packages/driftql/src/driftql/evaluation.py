@@ -23,6 +23,7 @@ import gymnasium as gym
 import numpy as np
 import numpy.typing as npt
 from rl_buffers.offline import DatasetError, DatasetNotFoundError, minari_dataset_dir
+from rl_runtime.evaluation import Step, rollout_episodes
 
 __all__ = [
     "OGBENCH_EVAL_TASK_IDS",
@@ -102,40 +103,37 @@ def ogbench_success(
     env: gym.Env[Any, Any],
     *,
     episodes: int,
-    seeds: Sequence[int],
+    seed: int,
 ) -> tuple[tuple[bool, ...], tuple[float, ...], tuple[int, ...]]:
     """Run ``episodes`` episodes of ``policy`` on a single-task OGBench ``env``.
+
+    The episodes are :func:`rl_runtime.evaluation.rollout_episodes`' on the ``"eval"`` stream:
+    episode ``i`` starts from ``env.reset(seed=episode_seed(seed, "eval", i))``, as every
+    evaluation in rlworks.
 
     Args:
         policy: Observation -> action in ``[-1, 1]`` (clipped here, as FQL's evaluation does).
         env: From :func:`make_ogbench_env`.
         episodes: Number of episodes.
-        seeds: Reset seed of each episode (``len(seeds) >= episodes``).
+        seed: Evaluation seed (the run's seed).
 
     Returns:
         ``(successes, returns, lengths)``, one entry per episode; success is the last step's
         ``info["success"]``.
     """
-    if episodes < 1:
-        raise ValueError(f"episodes must be >= 1, got {episodes}")
-    if len(seeds) < episodes:
-        raise ValueError(f"need {episodes} seeds, got {len(seeds)}")
     successes: list[bool] = []
-    returns: list[float] = []
-    lengths: list[int] = []
-    for i in range(episodes):
-        ob, info = env.reset(seed=int(seeds[i]))
-        total, length, done = 0.0, 0, False
-        while not done:
-            action = np.clip(np.asarray(policy(ob), dtype=np.float32), -1.0, 1.0)
-            ob, reward, terminated, truncated, info = env.step(action)
-            total += float(reward)
-            length += 1
-            done = bool(terminated or truncated)
-        successes.append(bool(info.get("success", False)))
-        returns.append(total)
-        lengths.append(length)
-    return tuple(successes), tuple(returns), tuple(lengths)
+
+    def clipped(ob: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
+        return np.clip(np.asarray(policy(ob), dtype=np.float32), -1.0, 1.0)
+
+    def record_success(step: Step) -> None:
+        if step.terminated or step.truncated:
+            successes.append(bool(step.info.get("success", False)))
+
+    result = rollout_episodes(
+        clipped, env, episodes=episodes, seed=seed, stream="eval", on_step=record_success
+    )
+    return tuple(successes), result.returns, result.lengths
 
 
 def evaluate_ogbench(
@@ -148,8 +146,8 @@ def evaluate_ogbench(
 ) -> OGBenchEvalResult:
     """Success rate of ``policy`` on OGBench's evaluation tasks of ``env``.
 
-    Builds one single-task environment per task id (a few seconds each); episode ``i`` of
-    every task is reset with seed ``seed * 1000 + i`` so evaluations are reproducible.
+    Builds one single-task environment per task id (a few seconds each); every task runs the
+    same seeded episodes (:func:`ogbench_success`), so evaluations are reproducible.
 
     Args:
         policy: Observation -> action.
@@ -161,11 +159,10 @@ def evaluate_ogbench(
     successes: dict[int, tuple[bool, ...]] = {}
     returns: dict[int, tuple[float, ...]] = {}
     lengths: dict[int, tuple[int, ...]] = {}
-    seeds = [seed * 1000 + i for i in range(episodes)]
     for k in task_ids:
         with make_ogbench_env(env, k) as e:
             successes[k], returns[k], lengths[k] = ogbench_success(
-                policy, e, episodes=episodes, seeds=seeds
+                policy, e, episodes=episodes, seed=seed
             )
     return OGBenchEvalResult(successes, returns, lengths)
 

@@ -245,13 +245,14 @@ def q_loss(q: Tensor, *, q_agg: QAgg, normalize: bool) -> tuple[Tensor, Metrics]
         normalize: Multiply by ``sg(1 / (mean |Q| + 1e-6))`` (TD3+BC's lambda).
 
     Returns:
-        ``(loss, metrics)`` with ``q_loss`` and ``q`` (mean aggregated value).
+        ``(loss, metrics)`` with ``q_loss`` and ``actor_q`` (mean aggregated value of the
+        actor's actions).
     """
     value = aggregate_q(q, q_agg)  # (B,)
     loss = -value.mean()
     if normalize:
         loss = loss / (value.detach().abs().mean() + 1e-6)
-    return loss, {"q_loss": loss.detach(), "q": value.detach().mean()}
+    return loss, {"q_loss": loss.detach(), "actor_q": value.detach().mean()}
 
 
 def flow_matching_loss(velocity: Tensor, x0: Tensor, x1: Tensor) -> tuple[Tensor, Metrics]:

@@ -8,6 +8,8 @@
 * :mod:`mrq_drq.agent`: :class:`MRQAgent` (acting, the three updates, target sync, checkpoints).
 * :mod:`mrq_drq.replay`: the ``rl_buffers.ReplayBuffer`` the agent samples from.
 * :mod:`mrq_drq.schedule`: the per-step schedule (sync, encoder burst, RL update, priorities).
+* :mod:`mrq_drq.learner`: :class:`MRQLearner` (the schedule behind an off-policy loop),
+  ``loop_config``, ``load_run_agent`` (an ``rl-train mrq-drq`` run's agent, read-only).
 """
 
 from mrq_drq.agent import MRQAgent
@@ -28,6 +30,7 @@ from mrq_drq.config import (
     tiny,
 )
 from mrq_drq.envs import EnvSpec, UnsupportedSpaceError, check_spaces, make_env
+from mrq_drq.learner import MRQLearner, RunAgent, load_run_agent, loop_config
 from mrq_drq.replay import make_buffer, make_sampler, transition_spec
 from mrq_drq.schedule import TrainingRound, apply_round, draw_round, training_step
 
@@ -40,8 +43,10 @@ __all__ = [
     "EnvSpec",
     "MRQAgent",
     "MRQConfig",
+    "MRQLearner",
     "PolicyConfig",
     "ReplayConfig",
+    "RunAgent",
     "ScheduleConfig",
     "TrainingRound",
     "UnsupportedSpaceError",
@@ -54,6 +59,8 @@ __all__ = [
     "draw_round",
     "drq",
     "gym",
+    "load_run_agent",
+    "loop_config",
     "make_buffer",
     "make_env",
     "make_sampler",

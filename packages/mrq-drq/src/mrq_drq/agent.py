@@ -18,7 +18,7 @@ draws its noise from the agent's own ``torch.Generator`` before entering the (op
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from numpy.typing import NDArray
 from rl_buffers.batches import NStepBatch, SubTrajectoryBatch
 from rl_nets import TwoHot, frozen_copy, hard_update, shift_images
+from rl_runtime.optim import fused_adam, maybe_compile
 from torch import Tensor, nn
 from torch.func import functional_call
 
@@ -42,12 +43,6 @@ Metrics = dict[str, Tensor]
 def _detached(module: nn.Module) -> dict[str, Tensor]:
     """The module's parameters as tensors that do not require grad (same storage)."""
     return {name: p.detach() for name, p in module.named_parameters()}
-
-
-def _adamw(params: Iterator[nn.Parameter], lr: float, weight_decay: float, device: torch.device):
-    # The fused kernel (one pass over all parameters) exists for CPU and CUDA.
-    fused = device.type in ("cpu", "cuda")
-    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=fused)
 
 
 class MRQAgent:
@@ -93,15 +88,20 @@ class MRQAgent:
         self.encoder_target: Encoder = frozen_copy(self.encoder)
         self.value_target: Value = frozen_copy(self.value)
         self.policy_target: Policy = frozen_copy(self.policy)
-        self.encoder_optimizer = _adamw(
-            self.encoder.parameters(), cfg.encoder.lr, cfg.encoder.weight_decay, self.device
-        )
-        self.value_optimizer = _adamw(
-            self.value.parameters(), cfg.value.lr, cfg.value.weight_decay, self.device
-        )
-        self.policy_optimizer = _adamw(
-            self.policy.parameters(), cfg.policy.lr, cfg.policy.weight_decay, self.device
-        )
+
+        def adamw(module: nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+            # AdamW (decoupled weight decay) for all three, as the official code.
+            return fused_adam(
+                module.parameters(),
+                lr,
+                weight_decay=weight_decay,
+                decoupled=True,
+                device=self.device,
+            )
+
+        self.encoder_optimizer = adamw(self.encoder, cfg.encoder.lr, cfg.encoder.weight_decay)
+        self.value_optimizer = adamw(self.value, cfg.value.lr, cfg.value.weight_decay)
+        self.policy_optimizer = adamw(self.policy, cfg.policy.lr, cfg.policy.weight_decay)
         self.two_hot = TwoHot(
             cfg.encoder.num_bins, -cfg.encoder.bin_range, cfg.encoder.bin_range
         ).to(self.device)
@@ -127,15 +127,9 @@ class MRQAgent:
             self._action_mid = None if unit else (high + low) / 2
             self._action_half = None if unit else (high - low) / 2
 
-        self._encoder_losses: Callable[..., losses.EncoderLosses] = self._encoder_losses_eager
-        self._value_losses: Callable[..., tuple[Tensor, Tensor, Tensor, Tensor]] = (
-            self._value_losses_eager
-        )
-        self._policy_losses: Callable[..., tuple[Tensor, Tensor]] = self._policy_losses_eager
-        if compile:
-            self._encoder_losses = torch.compile(self._encoder_losses_eager)
-            self._value_losses = torch.compile(self._value_losses_eager)
-            self._policy_losses = torch.compile(self._policy_losses_eager)
+        self._encoder_losses = maybe_compile(self._encoder_losses_eager, compile)
+        self._value_losses = maybe_compile(self._value_losses_eager, compile)
+        self._policy_losses = maybe_compile(self._policy_losses_eager, compile)
 
     # ------------------------------------------------------------------ derived settings
 
@@ -231,7 +225,7 @@ class MRQAgent:
     # ------------------------------------------------------------------ acting
 
     @torch.no_grad()
-    def act(self, obs: NDArray[Any] | Tensor, *, explore: bool) -> NDArray[Any]:
+    def act(self, obs: NDArray[Any] | Tensor, *, explore: bool) -> Tensor:
         """Actions for one observation or a batch.
 
         Continuous: ``tanh`` policy output, plus ``N(0, 0.2)`` noise when exploring, clipped to
@@ -245,8 +239,9 @@ class MRQAgent:
             explore: Add exploration noise.
 
         Returns:
-            ``(A,)`` / ``(B, A)`` float32 continuous actions, or a 0-d / ``(B,)`` int64 array of
-            discrete actions (``int(action)`` works for a single one).
+            On the agent's device: ``(A,)`` / ``(B, A)`` float32 continuous actions, or a 0-d /
+            ``(B,)`` int64 tensor of discrete actions (``int(action)`` works for a single one);
+            :func:`rl_runtime.evaluation.to_env_action` turns one into the env's action.
         """
         x = torch.as_tensor(obs)
         batched = x.dim() == len(self.spec.env_obs_shape) + 1
@@ -261,7 +256,7 @@ class MRQAgent:
             if explore:
                 noise = torch.randn(probs.shape, generator=self._act_gen, device=self.device)
                 probs = probs + noise * self.exploration_noise
-            out = probs.argmax(dim=-1).cpu().numpy()
+            out = probs.argmax(dim=-1)
         else:
             action, _ = self.policy(zs)
             if explore:
@@ -270,7 +265,7 @@ class MRQAgent:
             action = action.clamp(-1.0, 1.0)
             if self._action_mid is not None and self._action_half is not None:
                 action = self._action_mid + action * self._action_half
-            out = action.float().cpu().numpy()
+            out = action.float()
         return out if batched else out[0]
 
     # ------------------------------------------------------------------ schedule
@@ -453,9 +448,10 @@ class MRQAgent:
         Returns:
             ``(metrics, td_error)``. ``td_error``: ``(B,)`` detached ``max_heads |Q - target|``
             (in scaled units) for ``buffer.update_priority(batch.indices, td_error)``. Metrics
-            (detached 0-dim): ``value_loss``, ``policy_loss``, ``q`` (mean of both heads),
-            ``q_target``, ``td_error`` (mean), ``value_grad_norm`` (before clipping),
-            ``pre_activation_sq`` (mean squared pre-tanh output), ``reward_scale``.
+            (detached 0-dim): ``critic_loss`` (the value heads' Huber loss), ``actor_loss``,
+            ``q_mean`` (mean of both heads), ``q_target``, ``td_error`` (mean),
+            ``critic_grad_norm`` (value step, before clipping), ``pre_activation_sq`` (mean
+            squared pre-tanh output), ``reward_scale``.
         """
         size = batch.obs.shape[0] if batch.obs.dim() > 0 else -1
         returns = self._check_vector(batch.returns, (size,), "batch.returns")
@@ -511,12 +507,12 @@ class MRQAgent:
 
         td_error = (q - target).abs().amax(dim=0)
         metrics = {
-            "value_loss": value_loss.detach(),
-            "policy_loss": policy_loss.detach(),
-            "q": q.mean(),
+            "critic_loss": value_loss.detach(),
+            "actor_loss": policy_loss.detach(),
+            "q_mean": q.mean(),
             "q_target": target.mean(),
             "td_error": td_error.mean(),
-            "value_grad_norm": grad_norm.detach(),
+            "critic_grad_norm": grad_norm.detach(),
             "pre_activation_sq": pre.square().mean(),
             "reward_scale": self.reward_scale.clone(),
         }

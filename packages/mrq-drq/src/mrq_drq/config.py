@@ -12,12 +12,22 @@ the paper's numbers so that one preset serves both.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 from rl_nets import ActivationName
+from rl_runtime.config import (
+    DictCodec,
+    check,
+    in_range,
+    int_at_least,
+    non_negative,
+    one_of,
+    positive,
+    positive_int,
+    probability,
+)
 
 __all__ = [
     "PRESETS",
@@ -42,32 +52,6 @@ Suite = Literal["gym", "dmc", "atari"]
 
 Sampling = Literal["uniform", "lap", "faded"]
 """Replay sampling: uniform, LAP priorities (MR.Q), LAP x recency fading (DR.Q)."""
-
-
-def _check(cond: bool, msg: str) -> None:
-    if not cond:
-        raise ValueError(msg)
-
-
-def _positive(name: str, value: float) -> None:
-    _check(
-        isinstance(value, int | float) and math.isfinite(value) and value > 0,
-        f"{name} must be a finite number > 0, got {value!r}",
-    )
-
-
-def _non_negative(name: str, value: float) -> None:
-    _check(
-        isinstance(value, int | float) and math.isfinite(value) and value >= 0,
-        f"{name} must be a finite number >= 0, got {value!r}",
-    )
-
-
-def _positive_int(name: str, value: int) -> None:
-    _check(
-        isinstance(value, int) and not isinstance(value, bool) and value > 0,
-        f"{name} must be an int > 0, got {value!r}",
-    )
 
 
 @dataclass(frozen=True)
@@ -111,10 +95,10 @@ class EncoderConfig:
 
     def __post_init__(self) -> None:
         for name in ("zs_dim", "za_dim", "zsa_dim", "hidden_dim", "horizon", "num_bins"):
-            _positive_int(f"encoder.{name}", getattr(self, name))
-        _check(self.num_bins >= 2, f"encoder.num_bins must be >= 2, got {self.num_bins}")
+            positive_int(f"encoder.{name}", getattr(self, name))
+        int_at_least("encoder.num_bins", self.num_bins, 2)
         for name in ("lr", "infonce_temperature", "bin_range"):
-            _positive(f"encoder.{name}", getattr(self, name))
+            positive(f"encoder.{name}", getattr(self, name))
         for name in (
             "weight_decay",
             "dyn_weight",
@@ -122,11 +106,8 @@ class EncoderConfig:
             "done_weight",
             "infonce_weight",
         ):
-            _non_negative(f"encoder.{name}", getattr(self, name))
-        _check(
-            isinstance(self.augmentation_pad, int) and self.augmentation_pad >= 0,
-            f"encoder.augmentation_pad must be an int >= 0, got {self.augmentation_pad!r}",
-        )
+            non_negative(f"encoder.{name}", getattr(self, name))
+        int_at_least("encoder.augmentation_pad", self.augmentation_pad, 0)
 
 
 @dataclass(frozen=True)
@@ -155,18 +136,15 @@ class ValueConfig:
     """Learn Q in units of the buffer's mean |r| (MR.Q); ``False`` = raw rewards (official DR.Q)."""
 
     def __post_init__(self) -> None:
-        _positive_int("value.hidden_dim", self.hidden_dim)
-        _positive_int("value.n_step", self.n_step)
-        _positive("value.lr", self.lr)
-        _non_negative("value.weight_decay", self.weight_decay)
-        _non_negative("value.target_policy_noise", self.target_policy_noise)
-        _non_negative("value.noise_clip", self.noise_clip)
+        positive_int("value.hidden_dim", self.hidden_dim)
+        positive_int("value.n_step", self.n_step)
+        positive("value.lr", self.lr)
+        non_negative("value.weight_decay", self.weight_decay)
+        non_negative("value.target_policy_noise", self.target_policy_noise)
+        non_negative("value.noise_clip", self.noise_clip)
         if self.grad_clip is not None:
-            _positive("value.grad_clip", self.grad_clip)
-        _check(
-            isinstance(self.discount, int | float) and 0.0 <= self.discount <= 1.0,
-            f"value.discount must be in [0, 1], got {self.discount!r}",
-        )
+            positive("value.grad_clip", self.grad_clip)
+        in_range("value.discount", self.discount, 0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -189,12 +167,12 @@ class PolicyConfig:
     """Std of the Gaussian added to actions while exploring (halved for discrete actions)."""
 
     def __post_init__(self) -> None:
-        _positive_int("policy.hidden_dim", self.hidden_dim)
-        _positive("policy.lr", self.lr)
-        _positive("policy.gumbel_tau", self.gumbel_tau)
-        _non_negative("policy.weight_decay", self.weight_decay)
-        _non_negative("policy.pre_activ_weight", self.pre_activ_weight)
-        _non_negative("policy.exploration_noise", self.exploration_noise)
+        positive_int("policy.hidden_dim", self.hidden_dim)
+        positive("policy.lr", self.lr)
+        positive("policy.gumbel_tau", self.gumbel_tau)
+        non_negative("policy.weight_decay", self.weight_decay)
+        non_negative("policy.pre_activ_weight", self.pre_activ_weight)
+        non_negative("policy.exploration_noise", self.exploration_noise)
 
 
 @dataclass(frozen=True)
@@ -217,22 +195,13 @@ class ReplayConfig:
     """DR.Q: lower bound of the age weight."""
 
     def __post_init__(self) -> None:
-        _positive_int("replay.capacity", self.capacity)
-        _positive_int("replay.batch_size", self.batch_size)
-        _check(
-            self.sampling in ("uniform", "lap", "faded"),
-            f"replay.sampling must be 'uniform', 'lap' or 'faded', got {self.sampling!r}",
-        )
-        _positive("replay.alpha", self.alpha)
-        _positive("replay.min_priority", self.min_priority)
-        _check(
-            0.0 < self.fade_decay <= 1.0,
-            f"replay.fade_decay must be in (0, 1], got {self.fade_decay}",
-        )
-        _check(
-            0.0 <= self.fade_floor <= 1.0,
-            f"replay.fade_floor must be in [0, 1], got {self.fade_floor}",
-        )
+        positive_int("replay.capacity", self.capacity)
+        positive_int("replay.batch_size", self.batch_size)
+        one_of("replay.sampling", self.sampling, get_args(Sampling))
+        positive("replay.alpha", self.alpha)
+        positive("replay.min_priority", self.min_priority)
+        in_range("replay.fade_decay", self.fade_decay, 0.0, 1.0, low_open=True)
+        probability("replay.fade_floor", self.fade_floor)
 
 
 @dataclass(frozen=True)
@@ -260,11 +229,8 @@ class ScheduleConfig:
             "eval_interval",
             "eval_episodes",
         ):
-            _positive_int(f"schedule.{name}", getattr(self, name))
-        _check(
-            isinstance(self.random_steps, int) and self.random_steps >= 0,
-            f"schedule.random_steps must be an int >= 0, got {self.random_steps!r}",
-        )
+            positive_int(f"schedule.{name}", getattr(self, name))
+        int_at_least("schedule.random_steps", self.random_steps, 0)
 
 
 @dataclass(frozen=True)
@@ -295,29 +261,23 @@ class EnvConfig:
     """Atari only: max-pool over the last two emulator frames of an agent step (flicker)."""
 
     def __post_init__(self) -> None:
-        _check(
-            self.suite in ("gym", "dmc", "atari"),
-            f"env.suite must be 'gym', 'dmc' or 'atari', got {self.suite!r}",
+        one_of("env.suite", self.suite, get_args(Suite))
+        check(
+            isinstance(self.env_id, str) and bool(self.env_id),
+            f"env.env_id must be a non-empty string, got {self.env_id!r}",
         )
-        _check(bool(self.env_id), "env.env_id must be a non-empty string")
         for name in ("action_repeat", "history", "image_size", "max_episode_frames"):
-            _positive_int(f"env.{name}", getattr(self, name))
-        _check(
-            0.0 <= self.sticky_action_prob <= 1.0,
-            f"env.sticky_action_prob must be in [0, 1], got {self.sticky_action_prob}",
-        )
-        _check(
-            0.0 <= self.eval_random_action_prob <= 1.0,
-            f"env.eval_random_action_prob must be in [0, 1], got {self.eval_random_action_prob}",
-        )
-        _check(
+            positive_int(f"env.{name}", getattr(self, name))
+        probability("env.sticky_action_prob", self.sticky_action_prob)
+        probability("env.eval_random_action_prob", self.eval_random_action_prob)
+        check(
             not (self.pixels and self.suite == "gym"),
             "env.pixels is only supported for suite 'dmc' (Atari is always pixels)",
         )
 
 
 @dataclass(frozen=True)
-class MRQConfig:
+class MRQConfig(DictCodec):
     """Everything that defines an MR.Q / DR.Q run."""
 
     algorithm: Literal["mrq", "drq"] = "mrq"
@@ -336,50 +296,12 @@ class MRQConfig:
     """Environment."""
 
     def __post_init__(self) -> None:
-        _check(
-            self.algorithm in ("mrq", "drq"),
-            f"algorithm must be 'mrq' or 'drq', got {self.algorithm!r}",
-        )
+        one_of("algorithm", self.algorithm, ("mrq", "drq"))
 
     @property
     def sub_trajectory_length(self) -> int:
         """Transitions a sampled start needs after it: max(encoder horizon, n-step)."""
         return max(self.encoder.horizon, self.value.n_step)
-
-    def to_dict(self) -> dict[str, object]:
-        """Plain nested dict (JSON-serialisable) for ``config.json``."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, object]) -> MRQConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise a ValueError naming them."""
-        parts: dict[str, type] = {
-            "encoder": EncoderConfig,
-            "value": ValueConfig,
-            "policy": PolicyConfig,
-            "replay": ReplayConfig,
-            "schedule": ScheduleConfig,
-            "env": EnvConfig,
-        }
-        unknown = set(data) - {*parts, "algorithm"}
-        if unknown:
-            raise ValueError(f"unknown MRQConfig keys: {sorted(unknown)}")
-        kwargs: dict[str, object] = {}
-        for key, value in data.items():
-            if key in parts:
-                if not isinstance(value, Mapping):
-                    raise ValueError(
-                        f"MRQConfig.{key} must be a mapping, got {type(value).__name__}"
-                    )
-                part = parts[key]
-                names = {f.name for f in dataclasses.fields(part)}
-                bad = set(value) - names
-                if bad:
-                    raise ValueError(f"unknown {key} config keys: {sorted(bad)}")
-                kwargs[key] = part(**value)
-            else:
-                kwargs[key] = value
-        return cls(**kwargs)  # pyright: ignore[reportArgumentType]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -7,6 +7,8 @@ Dudek, RLJ 2024, arXiv 2310.01632).
   ``rl_buffers.ReplayBuffer``, for any off-policy learner.
 * :mod:`ot_ilfo.agent`: the paper's learner, TD3 with time-to-horizon input and PAL loss.
 * :mod:`ot_ilfo.demos`: state-only expert demonstrations as Minari datasets.
+* :mod:`ot_ilfo.learners`: learners set up for an off-policy loop: :func:`make_td3_learner`, any
+  :class:`OffPolicyLearner`, and :class:`RelabelledReplay` in front of its buffer.
 """
 
 from ot_ilfo.agent import TD3Agent
@@ -28,6 +30,7 @@ from ot_ilfo.demos import (
     save_demos,
 )
 from ot_ilfo.envs import TimeToHorizon
+from ot_ilfo.learners import OffPolicyLearner, RelabelledReplay, TD3Learner, make_td3_learner
 from ot_ilfo.relabel import EpisodeStats, OTRelabelStore
 from ot_ilfo.rewards import (
     OTConvergenceWarning,
@@ -54,18 +57,22 @@ __all__ = [
     "OTRelabelStore",
     "OTResult",
     "OTRewarder",
+    "OffPolicyLearner",
+    "RelabelledReplay",
     "RewardConfig",
     "SolveInfo",
     "SolverKind",
     "StateNormalizer",
     "TD3Agent",
     "TD3Config",
+    "TD3Learner",
     "TimeToHorizon",
     "TrajectoryError",
     "check_trajectory",
     "cost_matrix",
     "episode_return",
     "load_expert_states",
+    "make_td3_learner",
     "pendulum_swingup",
     "rollout_states",
     "save_demos",

@@ -151,8 +151,8 @@ class TD3Agent:
 
         Returns:
             Detached 0-dim tensors: ``critic_loss``, ``q_mean``, ``td_abs_mean``,
-            ``target_mean``, ``critic_grad_norm``, ``bootstrap_fraction`` and, on actor steps,
-            ``actor_loss`` and ``actor_grad_norm``.
+            ``q_target`` (mean TD target), ``critic_grad_norm``, ``bootstrap_fraction`` and, on
+            actor steps, ``actor_loss`` and ``actor_grad_norm``.
         """
         cfg = self.cfg
         self._check_batch(batch)
@@ -197,7 +197,7 @@ class TD3Agent:
         out = {
             "critic_loss": loss.detach(),
             **metrics,
-            "target_mean": target.mean(),
+            "q_target": target.mean(),
             "critic_grad_norm": grad_norm.detach(),
             "bootstrap_fraction": not_done.mean(),
         }

@@ -8,9 +8,10 @@ departs from it the field's docstring says so and the README's Deviations table 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
+
+from rl_runtime.config import in_range, layer_sizes, non_negative, one_of, positive, positive_int
 
 __all__ = ["AtomKind", "CostKind", "CriticLoss", "RewardConfig", "SolverKind", "TD3Config"]
 
@@ -28,15 +29,6 @@ the exact network-simplex solution (no regularisation)."""
 
 CriticLoss = Literal["pal", "mse"]
 """TD3 critic loss: PAL (the paper's code, from LAP/PAL) or TD3's mean squared error."""
-
-
-def _check(cond: bool, msg: str) -> None:
-    if not cond:
-        raise ValueError(msg)
-
-
-def _positive(name: str, value: float) -> None:
-    _check(math.isfinite(value) and value > 0, f"{name} must be a finite number > 0, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -71,23 +63,17 @@ class RewardConfig:
     ``--clip_state`` flag can never turn clipping on) leaves them unclamped."""
 
     def __post_init__(self) -> None:
-        _positive("RewardConfig.reg", self.reg)
-        _positive("RewardConfig.reward_scale", self.reward_scale)
-        _positive("RewardConfig.std_floor", self.std_floor)
-        _positive("RewardConfig.stop_thr", self.stop_thr)
-        _check(self.max_iter >= 1, f"RewardConfig.max_iter must be >= 1, got {self.max_iter}")
-        _check(
-            self.emd_max_iter >= 1,
-            f"RewardConfig.emd_max_iter must be >= 1, got {self.emd_max_iter}",
-        )
+        positive("RewardConfig.reg", self.reg)
+        positive("RewardConfig.reward_scale", self.reward_scale)
+        positive("RewardConfig.std_floor", self.std_floor)
+        positive("RewardConfig.stop_thr", self.stop_thr)
+        positive_int("RewardConfig.max_iter", self.max_iter)
+        positive_int("RewardConfig.emd_max_iter", self.emd_max_iter)
         if self.clip is not None:
-            _positive("RewardConfig.clip", self.clip)
-        for name, value, choices in (
-            ("atoms", self.atoms, ("state_next_state", "state", "state_action")),
-            ("cost", self.cost, ("sqrt_euclidean", "euclidean", "sqeuclidean", "cosine")),
-            ("solver", self.solver, ("sinkhorn", "sinkhorn_log", "emd")),
-        ):
-            _check(value in choices, f"RewardConfig.{name} must be one of {choices}, got {value!r}")
+            positive("RewardConfig.clip", self.clip)
+        one_of("RewardConfig.atoms", self.atoms, get_args(AtomKind))
+        one_of("RewardConfig.cost", self.cost, get_args(CostKind))
+        one_of("RewardConfig.solver", self.solver, get_args(SolverKind))
 
 
 @dataclass(frozen=True)
@@ -132,18 +118,14 @@ class TD3Config:
     """``T`` of the time-to-horizon input (the environment's episode length)."""
 
     def __post_init__(self) -> None:
-        _check(len(self.hidden_sizes) >= 1, "TD3Config.hidden_sizes must not be empty")
+        layer_sizes("TD3Config.hidden_sizes", self.hidden_sizes)
         for name in ("actor_lr", "critic_lr", "pal_alpha", "pal_min_priority"):
-            _positive(f"TD3Config.{name}", getattr(self, name))
-        _check(0 <= self.discount < 1, f"TD3Config.discount must be in [0, 1), got {self.discount}")
-        _check(0 < self.tau <= 1, f"TD3Config.tau must be in (0, 1], got {self.tau}")
+            positive(f"TD3Config.{name}", getattr(self, name))
+        in_range("TD3Config.discount", self.discount, 0.0, 1.0, high_open=True)
+        in_range("TD3Config.tau", self.tau, 0.0, 1.0, low_open=True)
         for name in ("expl_noise", "policy_noise", "noise_clip", "critic_grad_clip"):
-            value = getattr(self, name)
-            _check(value >= 0, f"TD3Config.{name} must be >= 0, got {value}")
-        _check(self.actor_grad_clip >= 0, "TD3Config.actor_grad_clip must be >= 0")
-        _check(self.policy_freq >= 1, f"TD3Config.policy_freq must be >= 1, got {self.policy_freq}")
-        _check(self.horizon >= 1, f"TD3Config.horizon must be >= 1, got {self.horizon}")
-        _check(
-            self.critic_loss in ("pal", "mse"),
-            f"TD3Config.critic_loss must be 'pal' or 'mse', got {self.critic_loss!r}",
-        )
+            non_negative(f"TD3Config.{name}", getattr(self, name))
+        non_negative("TD3Config.actor_grad_clip", self.actor_grad_clip)
+        positive_int("TD3Config.policy_freq", self.policy_freq)
+        positive_int("TD3Config.horizon", self.horizon)
+        one_of("TD3Config.critic_loss", self.critic_loss, get_args(CriticLoss))

@@ -20,6 +20,7 @@ import gymnasium as gym
 import numpy as np
 import numpy.typing as npt
 from rl_buffers.offline import DatasetError, Episode, load_minari, save_minari
+from rl_runtime.evaluation import EpisodeRecorder, rollout_episodes
 
 __all__ = [
     "SCRIPTED",
@@ -76,13 +77,14 @@ def rollout_states(
 ) -> list[Episode]:
     """Run ``policy`` for ``episodes`` episodes and keep the states (no actions).
 
-    Episode ``i`` starts from ``env.reset(seed=seed + i)``.
+    The episodes are :func:`rl_runtime.evaluation.rollout_episodes`' on the ``"demos"`` stream:
+    episode ``i`` starts from ``env.reset(seed=episode_seed(seed, "demos", i))``.
 
     Args:
         env: A 1-D Box observation environment.
         policy: Observation (as the env returns it) -> action (as the env takes it).
         episodes: Number of episodes (>= 1).
-        seed: Seed of the first reset.
+        seed: Seed of the demonstrations.
 
     Returns:
         One :class:`rl_buffers.Episode` per episode: ``observations`` ``(T + 1, d)`` float32,
@@ -91,38 +93,20 @@ def rollout_states(
     Raises:
         ValueError: ``episodes < 1`` or a non-flat observation space.
     """
-    if episodes < 1:
-        raise ValueError(f"episodes must be >= 1, got {episodes}")
     space = env.observation_space
     if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
         raise ValueError(f"rollout_states needs a 1-D Box observation space, got {space}")
-    out: list[Episode] = []
-    for i in range(episodes):
-        obs, _ = env.reset(seed=seed + i)
-        states = [np.asarray(obs, dtype=np.float32)]
-        rewards: list[float] = []
-        terms: list[bool] = []
-        truncs: list[bool] = []
-        done = False
-        while not done:
-            obs, reward, terminated, truncated, _ = env.step(policy(obs))
-            states.append(np.asarray(obs, dtype=np.float32))
-            rewards.append(float(reward))
-            terms.append(bool(terminated))
-            truncs.append(bool(truncated))
-            done = terminated or truncated
-        n = len(rewards)
-        out.append(
-            Episode(
-                observations=np.stack(states),
-                actions=np.zeros((n, 0), dtype=np.float32),
-                rewards=np.asarray(rewards, dtype=np.float32),
-                terminations=np.asarray(terms, dtype=np.bool_),
-                truncations=np.asarray(truncs, dtype=np.bool_),
-                episode_id=i,
-            )
-        )
-    return out
+    states = EpisodeRecorder(keep_actions=False, obs_dtype=np.float32, where="demonstration")
+    rollout_episodes(
+        policy,
+        env,
+        episodes=episodes,
+        seed=seed,
+        stream="demos",
+        on_reset=states.on_reset,
+        on_step=states.on_step,
+    )
+    return states.episodes
 
 
 def episode_return(episode: Episode) -> float:

@@ -1,8 +1,16 @@
-"""The run options every trainer shares, and frozen configs to and from JSON.
+"""The run options every trainer shares, frozen configs to and from JSON, and field validators.
 
 A method's config is a frozen dataclass with (at least) an ``env: str`` field and a
 ``run: RunOptions`` field; :class:`RunOptions` is :class:`RunConfig` with its flags unprefixed
 on the command line (``--seed 3``, ``--resume DIR``, ``--wandb``, ``--quiet``).
+
+Every config dataclass of every method checks its fields in ``__post_init__`` with the
+validators here (:func:`check`, :func:`positive`, :func:`positive_int`, :func:`in_range`, ...),
+so "a number" means the same everywhere: a finite real number, never a bool; "an int" is a real
+``int``, never a bool. Each raises ``ValueError`` naming the field. Configs go to and from JSON
+with :func:`dataclass_to_dict` / :func:`dataclass_from_dict` (nested dataclasses, tuples,
+literals and unions included; unknown keys are an error); a config that inherits
+:class:`DictCodec` has them as ``to_dict`` / ``from_dict``.
 
 This module imports neither torch nor gymnasium, so the command line starts fast.
 """
@@ -11,21 +19,36 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
+import numbers
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, TypeVar, Union, get_args, get_origin
+from typing import Any, ClassVar, Protocol, Self, TypeVar, Union, get_args, get_origin
 
 import tyro
 
 __all__ = [
     "ConfigChange",
+    "DictCodec",
     "MethodConfig",
     "RunConfig",
     "RunOptions",
+    "check",
     "config_changes",
+    "dataclass_from_dict",
+    "dataclass_to_dict",
     "from_jsonable",
+    "in_range",
+    "int_at_least",
+    "is_number",
+    "layer_sizes",
+    "non_negative",
+    "one_of",
+    "positive",
+    "positive_int",
+    "probability",
     "to_jsonable",
 ]
 
@@ -136,6 +159,115 @@ class MethodConfig(Protocol):
 
 
 # ---------------------------------------------------------------------------------------------
+# Field validators (for the ``__post_init__`` of config dataclasses)
+
+
+def check(cond: bool, msg: str) -> None:
+    """Raise ``ValueError(msg)`` unless ``cond``: for a rule no other validator states."""
+    if not cond:
+        raise ValueError(msg)
+
+
+def is_number(value: object) -> bool:
+    """Whether ``value`` is a finite real number (an int or a float, numpy's included), not a bool.
+
+    Example:
+        >>> [is_number(v) for v in (1, 0.5, True, float("nan"), "1")]
+        [True, True, False, False, False]
+    """
+    return (
+        isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)  # pyright: ignore[reportArgumentType]
+    )
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def positive(name: str, value: float) -> None:
+    """``value`` is a finite number > 0.
+
+    Raises:
+        ValueError: ``"{name} must be a finite number > 0, got {value!r}"``.
+    """
+    check(is_number(value) and value > 0, f"{name} must be a finite number > 0, got {value!r}")
+
+
+def non_negative(name: str, value: float) -> None:
+    """``value`` is a finite number >= 0.
+
+    Raises:
+        ValueError: ``"{name} must be a finite number >= 0, got {value!r}"``.
+    """
+    check(is_number(value) and value >= 0, f"{name} must be a finite number >= 0, got {value!r}")
+
+
+def int_at_least(name: str, value: int, low: int) -> None:
+    """``value`` is an int (not a bool) >= ``low``.
+
+    Raises:
+        ValueError: ``"{name} must be an int >= {low}, got {value!r}"``.
+    """
+    check(_is_int(value) and value >= low, f"{name} must be an int >= {low}, got {value!r}")
+
+
+def positive_int(name: str, value: int) -> None:
+    """``value`` is an int (not a bool) >= 1."""
+    int_at_least(name, value, 1)
+
+
+def in_range(
+    name: str,
+    value: float,
+    low: float,
+    high: float,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> None:
+    """``value`` is a finite number in ``[low, high]``, either end open when asked.
+
+    Raises:
+        ValueError: ``"{name} must be a finite number in [low, high), got {value!r}"`` (the
+            brackets say which ends are open).
+    """
+    ok = is_number(value) and (
+        (low < value if low_open else low <= value)
+        and (value < high if high_open else value <= high)
+    )
+    interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    check(ok, f"{name} must be a finite number in {interval}, got {value!r}")
+
+
+def probability(name: str, value: float) -> None:
+    """``value`` is a finite number in ``[0, 1]``."""
+    in_range(name, value, 0.0, 1.0)
+
+
+def one_of(name: str, value: object, choices: Collection[object]) -> None:
+    """``value`` is one of ``choices`` (a ``Literal`` field's values).
+
+    Raises:
+        ValueError: ``"{name} must be one of [...], got {value!r}"``.
+    """
+    check(value in choices, f"{name} must be one of {list(choices)}, got {value!r}")
+
+
+def layer_sizes(name: str, sizes: tuple[int, ...]) -> None:
+    """``sizes`` is a non-empty tuple of ints >= 1 (hidden layer widths).
+
+    Raises:
+        ValueError: naming ``name`` (or ``name[i]`` for the offending entry).
+    """
+    check(
+        isinstance(sizes, tuple) and len(sizes) > 0,
+        f"{name} must be a non-empty tuple of ints, got {sizes!r}",
+    )
+    for i, size in enumerate(sizes):
+        int_at_least(f"{name}[{i}]", size, 1)
+
+
+# ---------------------------------------------------------------------------------------------
 # JSON round trip
 
 
@@ -180,6 +312,58 @@ def from_jsonable(tp: type[T], data: Any, *, where: str = "config") -> T:
         ValueError: ``data`` does not fit ``tp``; the message names the dotted field path.
     """
     return typing.cast(T, _decode(tp, data, where))
+
+
+def dataclass_to_dict(obj: Any) -> dict[str, Any]:
+    """A config dataclass instance as a JSON-compatible nested dict (tuples become lists).
+
+    The ``to_dict`` of every method config. Inverse: :func:`dataclass_from_dict`.
+
+    Raises:
+        TypeError: ``obj`` is not a dataclass instance, or holds a value JSON cannot store.
+    """
+    if not dataclasses.is_dataclass(obj) or isinstance(obj, type):
+        raise TypeError(f"expected a dataclass instance, got {type(obj).__name__}")
+    return typing.cast(dict[str, Any], to_jsonable(obj, where=type(obj).__name__))
+
+
+def dataclass_from_dict(cls: type[T], data: Mapping[str, Any]) -> T:
+    """Rebuild a config dataclass from :func:`dataclass_to_dict` output (or a JSON load of it).
+
+    The ``from_dict`` of every method config: nested dataclasses, tuples (from lists),
+    literals and optional fields are rebuilt and type-checked, missing keys take their defaults,
+    and the dataclasses' own ``__post_init__`` checks run.
+
+    Raises:
+        ValueError: an unknown key, or a value that does not fit its field; the message names
+            the dotted field path (``MRQConfig.encoder: unknown field(s) ['zs_size'] ...``).
+    """
+    if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
+        raise TypeError(f"expected a dataclass type, got {cls!r}")
+    return from_jsonable(cls, data, where=cls.__name__)
+
+
+class DictCodec:
+    """Mixin giving a config dataclass ``to_dict`` / ``from_dict`` (the shared codec above).
+
+    Example:
+        >>> @dataclasses.dataclass(frozen=True)
+        ... class Cfg(DictCodec):
+        ...     sizes: tuple[int, ...] = (2, 2)
+        >>> Cfg().to_dict()
+        {'sizes': [2, 2]}
+        >>> Cfg.from_dict({"sizes": [3]})
+        Cfg(sizes=(3,))
+    """
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (JSON-serialisable) for ``config.json`` and checkpoints."""
+        return dataclass_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """Inverse of :meth:`to_dict` (lists become tuples); unknown keys raise, naming them."""
+        return dataclass_from_dict(cls, data)
 
 
 def _decode(tp: Any, data: Any, where: str) -> Any:

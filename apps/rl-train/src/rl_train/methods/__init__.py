@@ -3,7 +3,9 @@
 Adding a method: write ``rl_train/methods/<name>.py`` defining ``METHOD = Method(...)`` (a
 config dataclass with presets and a ``train(cfg)`` entry point that reads top to bottom), add one
 line to :data:`METHODS` naming the install extra that brings its package, and declare that extra
-in ``pyproject.toml``. Modules are imported only when their subcommand runs, so
+in ``pyproject.toml``. Method modules import packages, never each other; two subcommands that
+share code live in one module, registered twice under different attributes (``ot-ilfo`` and
+``ot-ilfo-demos``). Modules are imported only when their subcommand runs, so
 ``rl-train --help``, ``plot`` and the other methods do not pay for (or break on) a method's
 dependencies; a method whose extra is not installed stops with one line naming it.
 """
@@ -25,7 +27,7 @@ class MethodEntry:
     """Where a subcommand's ``METHOD`` lives."""
 
     module: str
-    """Module that defines ``METHOD``."""
+    """Module that defines the subcommand's :class:`Method`."""
     summary: str
     """One line for ``rl-train --help``."""
     extra: str | None = None
@@ -34,6 +36,8 @@ class MethodEntry:
     """Top-level modules the extra installs; any missing one means the extra is not installed."""
     hidden: bool = False
     """Left out of ``rl-train --help`` (developer subcommands)."""
+    attribute: str = "METHOD"
+    """The module attribute that holds the :class:`Method`."""
 
 
 METHODS: dict[str, MethodEntry] = {
@@ -62,10 +66,11 @@ METHODS: dict[str, MethodEntry] = {
         needs=("ot_ilfo", "mrq_drq"),
     ),
     "ot-ilfo-demos": MethodEntry(
-        "rl_train.methods.ot_ilfo_demos",
+        "rl_train.methods.ot_ilfo",
         "state-only expert demonstrations as a Minari dataset",
         extra="ot-ilfo",
         needs=("ot_ilfo", "mrq_drq"),
+        attribute="DEMOS_METHOD",
     ),
     # Developer subcommand: the runtime's test agent (linear Q-learning), see rl_train.testing.
     "tiny-q": MethodEntry("rl_train.testing", "linear Q-learning on a small chain", hidden=True),
@@ -74,11 +79,12 @@ METHODS: dict[str, MethodEntry] = {
 
 
 def load_method(name: str) -> Method[Any]:
-    """Import the module of subcommand ``name`` and return its ``METHOD``.
+    """Import the module of subcommand ``name`` and return its ``METHOD`` (or the entry's
+    ``attribute``).
 
     Raises:
         UsageError: ``name`` is not a registered method, or its install extra is missing.
-        TypeError: the module's ``METHOD`` is missing, not a Method, or has another name.
+        TypeError: the attribute is missing, not a Method, or has another name.
     """
     entry = METHODS.get(name)
     if entry is None:
@@ -90,9 +96,10 @@ def load_method(name: str) -> Method[Any]:
             f'installed): pip install "rl-train[{entry.extra}]"'
         )
     module = importlib.import_module(entry.module)
-    method = getattr(module, "METHOD", None)
+    where = f"{entry.module}.{entry.attribute}"
+    method = getattr(module, entry.attribute, None)
     if not isinstance(method, Method):
-        raise TypeError(f"{entry.module}.METHOD must be a rl_train.method.Method")
+        raise TypeError(f"{where} must be a rl_train.method.Method")
     if method.name != name:
-        raise TypeError(f"{entry.module}.METHOD is named {method.name!r}, registered as {name!r}")
+        raise TypeError(f"{where} is named {method.name!r}, registered as {name!r}")
     return method

@@ -7,20 +7,25 @@ environment (``eval/success``). A dataset that is not a ``.npz`` path is a local
 evaluation then runs the dataset's environment and logs ``eval/normalized_score`` from its
 reference scores. ``--degrade-p 0.3`` trains on a degraded copy (a fraction of the actions
 replaced, see ``driftql.data.degrade``).
+
+The agent's options are ``driftql.AgentConfig``'s own fields (``--agent.actor.alpha``,
+``--agent.drift.temperature``, ``--agent.critic.hidden-sizes``, ``--agent.optim.batch-size``,
+...), whose defaults are the task's published settings: ``rl-train driftql --task hopper --help``
+shows them.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from driftql.agent import make_agent
-from driftql.config import AgentConfig, Algo, Kernel, QAgg, resolve_task, task_preset
+from driftql.config import AgentConfig, Algo, resolve_task, task_preset
 from driftql.data import (
     DegradeMode,
     dataset_fingerprint,
@@ -40,64 +45,16 @@ from driftql.evaluation import (
 )
 from rl_buffers import io
 from rl_buffers.offline import DatasetError, Episode, minari_dataset_dir
-from rl_runtime.config import RunConfig, RunOptions
+from rl_runtime.config import RunConfig, RunOptions, config_changes, to_jsonable
 from rl_runtime.evaluation import agent_policy, evaluate
 from rl_runtime.logger import Scalar
 from rl_runtime.offline import SeededBatches, train_offline
 from rl_runtime.run import Run, open_run
-from rl_runtime.seeding import derive_seed, episode_seed
+from rl_runtime.seeding import derive_seed
 
 from rl_train.method import Method, UsageError
 
-__all__ = ["METHOD", "AgentOverrides", "DriftQLTrainConfig", "train"]
-
-
-@dataclasses.dataclass(frozen=True)
-class AgentOverrides:
-    """Changes to the task's published hyperparameters; None keeps the preset's value."""
-
-    alpha: float | None = None
-    """Actor regulariser weight (DriftQL: drift; FQL: distillation)."""
-    temperature: float | None = None
-    """DriftQL kernel temperature tau."""
-    kernel: Kernel | None = None
-    """DriftQL repulsion kernel."""
-    num_samples: int | None = None
-    """DriftQL candidates per state N."""
-    discount: float | None = None
-    """Critic discount."""
-    q_agg: QAgg | None = None
-    """How the target combines the two critic heads."""
-    hidden_sizes: tuple[int, ...] | None = None
-    """Hidden layer widths of every actor and critic network (paper: 512 512 512 512)."""
-    batch_size: int | None = None
-    """Transitions per update."""
-    lr: float | None = None
-    """Adam learning rate of actor and critic."""
-
-    def apply(self, cfg: AgentConfig) -> AgentConfig:
-        """``cfg`` with every non-None field applied."""
-        actor, critic, drift, optim = cfg.actor, cfg.critic, cfg.drift, cfg.optim
-        if self.alpha is not None:
-            actor = dataclasses.replace(actor, alpha=self.alpha)
-        if self.hidden_sizes is not None:
-            actor = dataclasses.replace(actor, hidden_sizes=self.hidden_sizes)
-            critic = dataclasses.replace(critic, hidden_sizes=self.hidden_sizes)
-        if self.discount is not None:
-            critic = dataclasses.replace(critic, discount=self.discount)
-        if self.q_agg is not None:
-            critic = dataclasses.replace(critic, q_agg=self.q_agg)
-        if self.temperature is not None:
-            drift = dataclasses.replace(drift, temperature=self.temperature)
-        if self.kernel is not None:
-            drift = dataclasses.replace(drift, kernel=self.kernel)
-        if self.num_samples is not None:
-            drift = dataclasses.replace(drift, num_samples=self.num_samples)
-        if self.batch_size is not None:
-            optim = dataclasses.replace(optim, batch_size=self.batch_size)
-        if self.lr is not None:
-            optim = dataclasses.replace(optim, actor_lr=self.lr, critic_lr=self.lr)
-        return dataclasses.replace(cfg, actor=actor, critic=critic, drift=drift, optim=optim)
+__all__ = ["METHOD", "DriftQLTrainConfig", "TaskMethod", "train"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,8 +75,10 @@ class DriftQLTrainConfig:
     task_id: int = 0
     """OGBench single-task id 1..5 for rewards and evaluation; 0 is the environment's default
     task (OGBench's singletask-v0: task 2 for cube and scene)."""
-    agent: AgentOverrides = dataclasses.field(default_factory=AgentOverrides)
-    """Changes to the task preset's hyperparameters."""
+    agent: AgentConfig = dataclasses.field(default_factory=AgentConfig)
+    """The agent's hyperparameters (driftql.AgentConfig). On the command line their defaults are
+    the task's published settings, driftql.task_preset(task_name, algo), with the preset's
+    changes on top (laptop: 256 256 networks); --agent.* options change them."""
     degrade_p: float = 0.0
     """Fraction of dataset actions replaced before training (0: the clean data)."""
     degrade_mode: DegradeMode = "uniform"
@@ -159,10 +118,6 @@ class DriftQLTrainConfig:
         name = Path(self.dataset).stem if self.is_ogbench else self.dataset
         return resolve_task(name) or name
 
-    def resolved(self) -> AgentConfig:
-        """The agent this run trains: ``task_preset(task_name, algo)`` with the overrides."""
-        return self.agent.apply(task_preset(self.task_name, self.algo))
-
 
 Evaluator = Callable[[], Mapping[str, Scalar]]
 
@@ -181,9 +136,9 @@ def _ogbench_data(
 
     def evaluate_success() -> dict[str, Scalar]:
         policy = agent_policy(agent_box[0], env.action_space, run.device)
-        seeds = [episode_seed(rc.seed, "eval", i) for i in range(rc.eval_episodes)]
+        # Episode i starts from episode_seed(seed, "eval", i), as every evaluation.
         successes, returns, lengths = ogbench_success(
-            policy, env, episodes=rc.eval_episodes, seeds=seeds
+            policy, env, episodes=rc.eval_episodes, seed=rc.seed
         )
         return {
             "eval/success": float(np.mean(successes)),
@@ -227,7 +182,8 @@ def train(cfg: DriftQLTrainConfig) -> Path:
         raise UsageError("--dataset is required: an OGBench .npz path or a local Minari id")
     if cfg.is_ogbench and not Path(cfg.dataset).is_file():
         raise UsageError(f"--dataset {cfg.dataset}: no such file")
-    agent_cfg = cfg.resolved()
+    _check_algo(cfg)
+    agent_cfg = cfg.agent
     seed = cfg.run.seed
     with open_run(METHOD.name, cfg) as run:
         # Data and evaluation. The evaluator reads the agent through a box filled below.
@@ -251,14 +207,17 @@ def train(cfg: DriftQLTrainConfig) -> Path:
             obs_dim = buffer.spec.obs_shape[0]
             action_dim = buffer.spec.action_shape[0]
             key = resolve_task(cfg.task_name)
+            published = to_jsonable(task_preset(cfg.task_name, cfg.algo))
+            changed = config_changes(published, to_jsonable(agent_cfg))
             run.log.info(
-                "%d transitions in %d episodes (obs %d, action %d); %s with %s",
+                "%d transitions in %d episodes (obs %d, action %d); %s with %s%s",
                 len(buffer),
                 len(episodes),
                 obs_dim,
                 action_dim,
                 agent_cfg.algo,
                 f"the published {key} settings" if key else "the method's default settings",
+                "".join(f"; {c.key} {c.new!r} (not {c.old!r})" for c in changed),
             )
 
             # Agent, batches, and the record of the resolved hyperparameters.
@@ -284,10 +243,83 @@ def train(cfg: DriftQLTrainConfig) -> Path:
         return run.dir
 
 
-def _preset(total: int, eval_every: int, episodes: int, **overrides: Any) -> DriftQLTrainConfig:
+def _check_algo(cfg: DriftQLTrainConfig) -> None:
+    if cfg.agent.algo != cfg.algo:
+        raise UsageError(
+            f"--agent.algo {cfg.agent.algo} differs from --algo {cfg.algo}: choose the algorithm "
+            "with --algo (it also picks the task's published settings)"
+        )
+
+
+def _small_networks(agent: AgentConfig) -> AgentConfig:
+    """256 256 actor and critic networks instead of the paper's 512 x 4."""
+    return dataclasses.replace(
+        agent,
+        actor=dataclasses.replace(agent.actor, hidden_sizes=(256, 256)),
+        critic=dataclasses.replace(agent.critic, hidden_sizes=(256, 256)),
+    )
+
+
+def _same(agent: AgentConfig) -> AgentConfig:
+    return agent
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskMethod(Method[DriftQLTrainConfig]):
+    """``rl-train driftql``: the agent's defaults are the task's published settings.
+
+    The command line is read twice: first for the task and the algorithm (``--task``,
+    ``--dataset``, ``--algo``), then again with ``driftql.task_preset(task_name, algo)``, changed
+    by the preset's :attr:`agent_changes`, as the defaults of ``--agent.*``; so every
+    ``--agent.*`` option applies on top of the published settings, and ``--help`` shows them.
+    ``--resume DIR`` alone keeps the run's recorded agent.
+    """
+
+    agent_changes: Mapping[str, Callable[[AgentConfig], AgentConfig]] = dataclasses.field(
+        default_factory=dict[str, Callable[[AgentConfig], AgentConfig]]
+    )
+    """Preset name -> its change to the task's settings (a preset not listed keeps them)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        unknown = set(self.agent_changes) - set(self.presets)
+        if unknown:
+            raise ValueError(f"method {self.name!r}: agent_changes for unknown presets {unknown}")
+
+    def parse(self, argv: Sequence[str]) -> DriftQLTrainConfig:
+        """Build the config from ``[--preset NAME] [overrides...]`` (see the class doc).
+
+        Raises:
+            UsageError: as :meth:`Method.parse`, or ``--agent.algo`` differs from ``--algo``.
+            SystemExit: from tyro, for ``--help`` or a malformed option.
+        """
+        argv = list(argv)
+        try:
+            first = super().parse([arg for arg in argv if arg not in ("-h", "--help")])
+        except ValueError as e:  # a config.json that does not fit (--resume of an older run)
+            if isinstance(e, UsageError):
+                raise
+            raise UsageError(str(e)) from e
+        with_preset = any(arg == "--preset" or arg.startswith("--preset=") for arg in argv)
+        if first.run.resume is not None and not with_preset:
+            cfg = super().parse(argv)  # the run's config.json gives every default
+        else:
+            published = task_preset(first.task_name, first.algo)
+            presets = {
+                name: dataclasses.replace(
+                    preset, agent=self.agent_changes.get(name, _same)(published)
+                )
+                for name, preset in self.presets.items()
+            }
+            plain = Method(self.name, self.config_type, presets, self.train, self.description)
+            cfg = plain.parse(argv)
+        _check_algo(cfg)
+        return cfg
+
+
+def _preset(total: int, eval_every: int, episodes: int) -> DriftQLTrainConfig:
     """A schedule; the task's settings come from --task or the dataset's name."""
     return DriftQLTrainConfig(
-        agent=AgentOverrides(**overrides),
         run=RunConfig(
             total_steps=total,
             eval_every=eval_every,
@@ -298,7 +330,9 @@ def _preset(total: int, eval_every: int, episodes: int, **overrides: Any) -> Dri
     )
 
 
-METHOD = Method(
+_LAPTOP = _preset(20_000, 5_000, 10)
+
+METHOD = TaskMethod(
     name="driftql",
     config_type=DriftQLTrainConfig,
     presets={
@@ -307,8 +341,9 @@ METHOD = Method(
         # The paper's D4RL schedule (500K steps, evaluated every 100K), here on Minari data.
         "minari": _preset(500_000, 100_000, 10),
         # Small networks and a short run: learns something on a CPU in minutes.
-        "laptop": _preset(20_000, 5_000, 10, hidden_sizes=(256, 256)),
+        "laptop": dataclasses.replace(_LAPTOP, agent=_small_networks(_LAPTOP.agent)),
     },
     train=train,
     description=(__doc__ or "").split("\n\n")[0],
+    agent_changes={"laptop": _small_networks},
 )

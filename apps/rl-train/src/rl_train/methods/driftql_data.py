@@ -6,7 +6,8 @@ OGBench play data with the scripted oracles of the ``ogbench`` wheel::
         --out data/cube-single-play-v0.npz [--p-random-action 0.3]
 
 Minari datasets of a gymnasium MuJoCo task, from a uniformly random policy or from the MR.Q
-agent of an ``rl-train mrq-drq`` run (restored from its latest good checkpoint)::
+agent of an ``rl-train mrq-drq`` run (``mrq_drq.learner.load_run_agent``: its newest good
+checkpoint, read without writing to the run, which may still be training)::
 
     rl-train driftql-data --kind minari --env Hopper-v5 --dataset-id local/hopper/medium-v0 \\
         --policy runs/mrq-drq/Hopper-v5/0-main --steps 100000
@@ -35,14 +36,12 @@ from driftql.datagen import (
     generate_minari,
     generate_ogbench,
 )
-from rl_buffers import io
-from rl_runtime.checkpoint import CheckpointManager
-from rl_runtime.config import from_jsonable
-from rl_runtime.run import console_logging, read_run_info, resolve_device
+from rl_runtime.checkpoint import NoGoodCheckpointError
+from rl_runtime.run import console_logging, resolve_device
 
 from rl_train.method import Method, UsageError
 
-__all__ = ["METHOD", "DataConfig", "DataMethod", "generate", "load_mrq_policy"]
+__all__ = ["METHOD", "DataConfig", "DataMethod", "generate"]
 
 LOG = logging.getLogger("rlworks")
 
@@ -95,53 +94,36 @@ class DataConfig:
     """No progress bar."""
 
 
-def load_mrq_policy(run_dir: Path, *, device: torch.device) -> tuple[Policy, str]:
-    """The deterministic policy of an ``rl-train mrq-drq`` run, from its newest good checkpoint.
-
-    The run directory is only read: corrupt checkpoints are skipped, never moved.
+def _mrq_policy(run_dir: Path, *, device: torch.device, flag: str) -> tuple[Policy, str]:
+    """The deterministic policy of an ``rl-train mrq-drq`` run (``mrq_drq.learner``), from its
+    newest good checkpoint; the run's directory is only read (it may still be training).
 
     Returns:
         ``(policy, env_id)``: observation -> action (in the environment's bounds), and the
         gymnasium id the agent was trained on.
 
     Raises:
-        UsageError: not an mrq-drq run, not a Gym-suite environment, or no readable checkpoint.
+        UsageError: the mrq-drq package is missing, not an mrq-drq run, not a Gym-suite
+            environment, or no readable checkpoint.
     """
-    from mrq_drq import MRQAgent, check_spaces, make_env
-
-    from rl_train.methods.mrq_drq import MRQTrainConfig
-
     try:
-        info = read_run_info(run_dir)
-    except (FileNotFoundError, ValueError) as e:
-        raise UsageError(f"--policy/--expert: {e}") from e
-    if info["method"] != "mrq-drq":
-        raise UsageError(f"{run_dir} holds a {info['method']!r} run, not an mrq-drq one")
-    agent_cfg = from_jsonable(MRQTrainConfig, info["config"], where="config.json").resolved()
-    if agent_cfg.env.suite != "gym":
-        raise UsageError(f"{run_dir}: a {agent_cfg.env.suite!r} agent; Minari data needs 'gym'")
-    manager = CheckpointManager(run_dir / "checkpoints", keep=1, log=LOG)
-    state: dict[str, Any] | None = None
-    for step in reversed(manager.steps()):
-        try:
-            state = io.load(manager.path_for(step))
-        except io.CorruptFileError as e:
-            LOG.warning("skipping corrupt checkpoint: %s", e)
-            continue
-        LOG.info("restoring the MR.Q agent of %s at step %d", run_dir, step)
-        break
-    if state is None:
-        raise UsageError(f"{run_dir}: no readable checkpoint under {manager.directory}")
-    with make_env(agent_cfg.env, seed=0) as env:
-        spec = check_spaces(env.observation_space, env.action_space)
-    agent = MRQAgent(agent_cfg, spec, device=device, seed=0)
-    agent.load_state_dict(state["agent"])
+        from mrq_drq.learner import load_run_agent
+    except ImportError as e:
+        raise UsageError(f'{flag} RUN needs MR.Q ({e}): pip install "rl-train[driftql]"') from e
+    try:
+        agent = load_run_agent(run_dir, device=device, log=LOG).agent
+    except (FileNotFoundError, ValueError, NoGoodCheckpointError) as e:
+        raise UsageError(f"{flag} {run_dir}: {e}") from e
+    if agent.cfg.env.suite != "gym":
+        raise UsageError(
+            f"{flag} {run_dir}: a {agent.cfg.env.suite!r} agent; Minari data needs 'gym'"
+        )
 
     def policy(obs: Any) -> Any:
         with torch.no_grad():
-            return agent.act(np.asarray(obs, dtype=np.float32), explore=False)
+            return agent.act(np.asarray(obs, dtype=np.float32), explore=False).cpu().numpy()
 
-    return policy, agent_cfg.env.env_id
+    return policy, agent.cfg.env.env_id
 
 
 def generate(cfg: DataConfig) -> GenerationReport:
@@ -175,13 +157,13 @@ def generate(cfg: DataConfig) -> GenerationReport:
         policy: Policy | None = None
         algorithm = "uniform-random"
         if cfg.policy != "random":
-            policy, env_id = load_mrq_policy(Path(cfg.policy), device=device)
+            policy, env_id = _mrq_policy(Path(cfg.policy), device=device, flag="--policy")
             if env_id != cfg.env:
                 raise UsageError(f"--policy {cfg.policy} was trained on {env_id}, not {cfg.env}")
             algorithm = f"MR.Q ({cfg.policy})"
         expert: Policy | None = None
         if cfg.expert:
-            expert, env_id = load_mrq_policy(Path(cfg.expert), device=device)
+            expert, env_id = _mrq_policy(Path(cfg.expert), device=device, flag="--expert")
             if env_id != cfg.env:
                 raise UsageError(f"--expert {cfg.expert} was trained on {env_id}, not {cfg.env}")
         gen_m = MinariGenConfig(

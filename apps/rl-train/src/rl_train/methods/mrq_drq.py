@@ -9,19 +9,16 @@ hyperparameters) to whichever preset is chosen.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import torch
 from mrq_drq import MRQAgent, MRQConfig, check_spaces, make_buffer, make_env
 from mrq_drq import config as presets
-from mrq_drq.schedule import TrainingRound, apply_round, draw_round
+from mrq_drq.learner import MRQLearner, loop_config
 from rl_runtime.config import RunConfig, RunOptions
-from rl_runtime.offpolicy import OffPolicyConfig, SeededReplay, train_off_policy
+from rl_runtime.offpolicy import SeededReplay, train_off_policy
 from rl_runtime.run import open_run
 from rl_runtime.seeding import derive_seed
-from torch import Tensor
 
 from rl_train.method import Method
 
@@ -54,32 +51,6 @@ class MRQTrainConfig:
         return cfg
 
 
-class _Learner:
-    """The agent as the loop sees it: MR.Q's schedule (:mod:`mrq_drq.schedule`) as one update
-    per environment step, its batches drawn by the trainer's ``sample``, never by the agent."""
-
-    def __init__(self, agent: MRQAgent, replay: SeededReplay) -> None:
-        self.agent = agent
-        self.replay = replay
-
-    def act(self, obs: Tensor, *, explore: bool) -> Tensor:
-        return torch.as_tensor(self.agent.act(obs, explore=explore))
-
-    def sample(self) -> TrainingRound:
-        return draw_round(self.agent, self.replay.buffer, self.replay.generator)
-
-    def update(self, batches: TrainingRound, /) -> Mapping[str, Tensor]:
-        # Encoder metrics are means over the burst; the agent names them encoder_*, dynamics_*,
-        # reward_*, done_*, infonce_*, so they log as train/<name> beside the RL metrics.
-        return apply_round(self.agent, self.replay.buffer, batches)
-
-    def state_dict(self) -> dict[str, Any]:
-        return self.agent.state_dict()
-
-    def load_state_dict(self, state: Mapping[str, Any], /) -> None:
-        self.agent.load_state_dict(state)
-
-
 def train(cfg: MRQTrainConfig) -> Path:
     """Train MR.Q / DR.Q as ``cfg`` says; returns the run directory."""
     agent_cfg = cfg.resolved()
@@ -102,8 +73,10 @@ def train(cfg: MRQTrainConfig) -> Path:
             sampler_device=run.device if on_gpu else "cpu",
         )
         replay = SeededReplay(buffer, seed=derive_seed(seed, "replay"))
-        learner = _Learner(agent, replay)
-        schedule = agent_cfg.schedule
+        # One training round per environment step after the random phase: a target sync and
+        # an encoder burst every target_update_interval RL updates, then one value + policy
+        # update; the batches are drawn by the learner's sample(), never by the agent.
+        learner = MRQLearner(agent, replay.buffer, replay.generator)
         train_off_policy(
             run,
             env=env,
@@ -111,13 +84,7 @@ def train(cfg: MRQTrainConfig) -> Path:
             agent=learner,
             buffer=replay,
             sample=learner.sample,
-            cfg=OffPolicyConfig(
-                batch_size=agent_cfg.replay.batch_size,
-                buffer_capacity=agent_cfg.replay.capacity,
-                random_steps=schedule.random_steps,
-                # As the official code: training starts once the random phase has filled the buffer.
-                learning_starts=schedule.random_steps,
-            ),
+            cfg=loop_config(agent_cfg),
         )
         return run.dir
 

@@ -4,22 +4,25 @@ demonstrations it learns from (``rl-train ot-ilfo-demos``).
 ``ot-ilfo`` learns from expert STATE trajectories only (a Minari dataset written by
 ``ot-ilfo-demos``): at the end of each training episode the episode's rewards are the
 optimal-transport rewards against one expert trajectory drawn at random, and the episode enters
-the replay buffer with them (``ot_ilfo.OTRelabelStore``). The environment's reward is never
-learned from; it is logged as ``train/episode_return`` and ``eval/return`` (the true return).
-``--learner td3`` is the paper's learner (``ot_ilfo.TD3Agent``, with the time-to-horizon input);
-``--learner mrq`` feeds the same rewards to MR.Q (``mrq_drq``), unchanged, to show that the
+the learner's replay buffer with them (``ot_ilfo.learners.RelabelledReplay``). The environment's
+reward is never learned from; it is logged as ``train/episode_return`` and ``eval/return`` (the
+true return). ``--learner td3`` is the paper's learner (``ot_ilfo.learners.make_td3_learner``:
+TD3 with the time-to-horizon input, inputs normalised by the expert's states); ``--learner mrq``
+feeds the same rewards to MR.Q (``mrq_drq.learner.MRQLearner``), unchanged, to show that the
 reward does not care which off-policy learner maximises it.
 
 ``ot-ilfo-demos`` rolls out an expert, either a scripted controller (``--scripted``) or the
-final checkpoint of one of this project's runs (``--expert RUN_DIR``, an ``mrq-drq`` run or an
-``ot-ilfo --learner td3`` run), and saves its states as a Minari dataset.
+newest good checkpoint of one of this project's runs (``--expert RUN_DIR``, an ``mrq-drq`` run
+or an ``ot-ilfo --learner td3`` run, read without writing to it, so it may still be training),
+and saves its states as a Minari dataset. Both subcommands live in this module: the registry
+reads ``METHOD`` for ``ot-ilfo`` and ``DEMOS_METHOD`` for ``ot-ilfo-demos``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,11 +32,11 @@ import torch
 from mrq_drq import MRQAgent, MRQConfig, check_spaces, make_buffer, make_env
 from mrq_drq import config as mrq_presets
 from mrq_drq.config import EnvConfig
-from mrq_drq.schedule import TrainingRound, apply_round, draw_round
+from mrq_drq.learner import RUN_METHOD as MRQ_RUN_METHOD
+from mrq_drq.learner import MRQLearner, load_run_agent
 from ot_ilfo import (
     SCRIPTED,
     EpisodeStats,
-    OTRelabelStore,
     OTRewarder,
     RewardConfig,
     TD3Agent,
@@ -44,8 +47,8 @@ from ot_ilfo import (
     rollout_states,
     save_demos,
 )
-from rl_buffers import ReplayBuffer, TransitionSpec
-from rl_runtime.checkpoint import CheckpointManager
+from ot_ilfo.learners import RelabelledReplay, TD3Learner, make_td3_learner
+from rl_runtime.checkpoint import NoGoodCheckpointError, read_latest_checkpoint
 from rl_runtime.config import RunConfig, RunOptions, from_jsonable
 from rl_runtime.evaluation import obs_to_tensor, to_env_action
 from rl_runtime.offpolicy import OffPolicyConfig, train_off_policy
@@ -117,86 +120,6 @@ class OTILfOTrainConfig:
             raise ValueError(f"random_steps must be >= 0, got {self.random_steps}")
 
 
-class _TD3Learner:
-    """TD3 as the loop sees it: batches drawn by the trainer from the replay buffer."""
-
-    def __init__(
-        self, agent: TD3Agent, buffer: ReplayBuffer, generator: torch.Generator, batch_size: int
-    ) -> None:
-        self.agent = agent
-        self.buffer = buffer
-        self.generator = generator
-        self.batch_size = batch_size
-
-    def act(self, obs: Tensor, *, explore: bool) -> Tensor:
-        return self.agent.act(obs, explore=explore)
-
-    def sample(self) -> Any:
-        return self.buffer.sample(self.batch_size, self.generator)
-
-    def update(self, batch: Any, /) -> Mapping[str, Tensor]:
-        return self.agent.update(batch)
-
-    def state_dict(self) -> dict[str, Any]:
-        return self.agent.state_dict()
-
-    def load_state_dict(self, state: Mapping[str, Any], /) -> None:
-        self.agent.load_state_dict(state)
-
-
-class _MRQLearner:
-    """MR.Q as the loop sees it (its schedule as one update per environment step)."""
-
-    def __init__(self, agent: MRQAgent, buffer: ReplayBuffer, generator: torch.Generator) -> None:
-        self.agent = agent
-        self.buffer = buffer
-        self.generator = generator
-
-    def act(self, obs: Tensor, *, explore: bool) -> Tensor:
-        return torch.as_tensor(self.agent.act(obs, explore=explore))
-
-    def sample(self) -> TrainingRound:
-        return draw_round(self.agent, self.buffer, self.generator)
-
-    def update(self, batches: TrainingRound, /) -> Mapping[str, Tensor]:
-        return apply_round(self.agent, self.buffer, batches)
-
-    def state_dict(self) -> dict[str, Any]:
-        return self.agent.state_dict()
-
-    def load_state_dict(self, state: Mapping[str, Any], /) -> None:
-        self.agent.load_state_dict(state)
-
-
-class _RelabelledReplay:
-    """The loop's transition store: the OT relabelling store plus the sampling generator, both
-    checkpointed, and a step counter so the OT metrics are logged at the right step."""
-
-    def __init__(self, store: OTRelabelStore, generator: torch.Generator) -> None:
-        self.store = store
-        self.generator = generator
-        self.steps = 0
-
-    def add(self, *transition: Tensor) -> None:
-        self.steps += 1
-        self.store.add(*transition)
-
-    def __len__(self) -> int:
-        return len(self.store)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "store": self.store.state_dict(),
-            "generator": self.generator.get_state(),
-            "steps": self.steps,
-        }
-
-    def load_state_dict(self, state: Mapping[str, Any], /) -> None:
-        self.store.load_state_dict(state["store"])
-        self.generator.set_state(state["generator"])
-        self.steps = int(state["steps"])
-
-
 def _env_horizon(env: gym.Env[Any, Any]) -> int:
     horizon = env.spec.max_episode_steps if env.spec is not None else None
     if horizon is None:
@@ -217,10 +140,10 @@ def _make_envs(cfg: OTILfOTrainConfig, seed: int) -> tuple[gym.Env[Any, Any], gy
     return envs[0], envs[1]
 
 
-def _log_episode(run: Run, replay: _RelabelledReplay) -> Callable[[EpisodeStats], None]:
-    def log(stats: EpisodeStats) -> None:
+def _log_episode(run: Run) -> Callable[[int, EpisodeStats], None]:
+    def log(step: int, stats: EpisodeStats) -> None:
         run.logger.log(
-            replay.steps,
+            step,
             {
                 "train/ot_return": stats.ot_return,
                 "train/ot_transport_cost": stats.transport_cost,
@@ -255,45 +178,38 @@ def train(cfg: OTILfOTrainConfig) -> Path:
                 cfg.reward.atoms,
                 cfg.reward.solver,
             )
-            generator_device = "cpu"
+            learner: TD3Learner | MRQLearner
             if cfg.learner == "td3":
-                td3_cfg = dataclasses.replace(cfg.td3, horizon=horizon)
-                td3 = TD3Agent(
-                    td3_cfg,
+                # The paper's TD3: time-to-horizon input over the env's episode length, inputs
+                # normalised with the expert's state statistics, a uniform replay buffer.
+                learner = make_td3_learner(
+                    dataclasses.replace(cfg.td3, horizon=horizon),
                     spec.obs_shape[0],
                     spec.action_dim,
-                    device=run.device,
-                    seed=derive_seed(seed, "agent"),
-                )
-                # The policy's input normalisation: the expert's state statistics (floored std).
-                norm = rewarder.state_normalizer
-                td3.set_obs_normalizer(
-                    torch.as_tensor(norm.mean, dtype=torch.float32),
-                    torch.as_tensor(norm.std, dtype=torch.float32),
-                )
-                buffer = ReplayBuffer(
-                    spec=TransitionSpec.continuous(spec.obs_shape, spec.action_dim),
+                    normalizer=rewarder.state_normalizer,
+                    batch_size=cfg.batch_size,
                     capacity=cfg.buffer_capacity,
                     device=run.device,
+                    seed=derive_seed(seed, "agent"),
+                    replay_seed=derive_seed(seed, "replay"),
                 )
-                generator_device = str(buffer.sampler.device)
-                gen = torch.Generator(generator_device).manual_seed(derive_seed(seed, "replay"))
-                learner: _TD3Learner | _MRQLearner = _TD3Learner(td3, buffer, gen, cfg.batch_size)
                 batch_size, capacity = cfg.batch_size, cfg.buffer_capacity
             else:
+                # MR.Q unchanged (its own schedule per step), fed the same rewards.
                 mrq_cfg = dataclasses.replace(cfg.mrq, env=EnvConfig(suite="gym", env_id=cfg.env))
                 mrq = MRQAgent(mrq_cfg, spec, device=run.device, seed=derive_seed(seed, "agent"))
                 buffer = make_buffer(mrq_cfg, spec, device=run.device)
-                gen = torch.Generator(buffer.sampler.device).manual_seed(
-                    derive_seed(seed, "replay")
-                )
-                learner = _MRQLearner(mrq, buffer, gen)
+                gen = torch.Generator(buffer.sampler.device)
+                learner = MRQLearner(mrq, buffer, gen.manual_seed(derive_seed(seed, "replay")))
                 batch_size, capacity = mrq_cfg.replay.batch_size, mrq_cfg.replay.capacity
-            store = OTRelabelStore(
-                buffer, rewarder, seed=derive_seed(seed, "expert_draw"), state_dims=state_dim
+            # Episodes enter the learner's buffer when they end, with OT rewards.
+            replay = RelabelledReplay(
+                learner,
+                rewarder,
+                seed=derive_seed(seed, "expert_draw"),
+                state_dims=state_dim,
+                on_episode=_log_episode(run),
             )
-            replay = _RelabelledReplay(store, gen)
-            store.on_episode = _log_episode(run, replay)
             train_off_policy(
                 run,
                 env=env,
@@ -322,8 +238,8 @@ class OTILfODemosConfig:
     env: str = "Pendulum-v1"
     """Gymnasium id (must match the expert's)."""
     expert: Path | None = None
-    """An rl-train run directory (mrq-drq, or ot-ilfo with --learner td3): its latest checkpoint
-    acts greedily."""
+    """An rl-train run directory (mrq-drq, or ot-ilfo with --learner td3): its newest good
+    checkpoint acts greedily. The run is only read; it may still be training."""
     scripted: Scripted | None = None
     """A scripted controller instead of --expert. With neither, the scripted controller of --env
     (pendulum-swingup for Pendulum-v1) if there is one."""
@@ -356,21 +272,15 @@ class OTILfODemosConfig:
             raise ValueError(f"episodes must be >= 1, got {self.episodes}")
 
 
-def _greedy(
-    act: Callable[[Tensor], Any], space: gym.Space[Any], device: torch.device
-) -> Callable[[Any], Any]:
+def _greedy(act: Callable[[Tensor], Tensor], space: gym.Space[Any]) -> Callable[[Any], Any]:
+    """A CPU agent's ``act`` as a policy on the environment's observations and actions."""
+    cpu = torch.device("cpu")
+
     def policy(obs: Any) -> Any:
         with torch.no_grad():
-            return to_env_action(torch.as_tensor(act(obs_to_tensor(obs, device))), space)
+            return to_env_action(act(obs_to_tensor(obs, cpu)), space)
 
     return policy
-
-
-def _latest_agent_state(run_dir: Path) -> dict[str, Any]:
-    found = CheckpointManager(run_dir / "checkpoints", keep=1 << 30, log=LOG).load_latest()
-    if found is None:
-        raise UsageError(f"--expert {run_dir}: the run has no checkpoint yet")
-    return found[1]["agent"]
 
 
 def _expert_policy(
@@ -389,34 +299,47 @@ def _expert_policy(
         raise UsageError(f"--expert: {e}") from e
     if info["env"] != cfg.env:
         raise UsageError(f"--expert {cfg.expert} was trained on {info['env']}, not {cfg.env}")
-    device = torch.device("cpu")
-    state = _latest_agent_state(cfg.expert)
-    if info["method"] == "mrq-drq":
-        from rl_train.methods.mrq_drq import MRQTrainConfig
-
-        agent_cfg = from_jsonable(MRQTrainConfig, info["config"]).resolved()
-        env = make_env(agent_cfg.env, seed=cfg.run.seed, evaluation=True)
-        mrq = MRQAgent(agent_cfg, check_spaces(env.observation_space, env.action_space))
-        mrq.load_state_dict(state)
-        act = lambda obs: mrq.act(obs, explore=False)  # noqa: E731
-        return env, _greedy(act, env.action_space, device), f"mrq-drq:{cfg.expert}", False
+    if info["method"] == MRQ_RUN_METHOD:
+        return _mrq_expert(cfg.expert, cfg.run.seed)
     if info["method"] == METHOD.name:
-        train_cfg = from_jsonable(OTILfOTrainConfig, info["config"])
-        if train_cfg.learner != "td3":
-            raise UsageError(f"--expert {cfg.expert}: an ot-ilfo run with --learner td3 is needed")
-        env, _ = _make_envs(train_cfg, cfg.run.seed)
-        spec = check_spaces(env.observation_space, env.action_space)
-        td3_cfg = dataclasses.replace(train_cfg.td3, horizon=_env_horizon(env))
-        td3 = TD3Agent(td3_cfg, spec.obs_shape[0], spec.action_dim)
-        td3.load_state_dict(state)
-        act = lambda obs: td3.act(obs, explore=False)  # noqa: E731
-        return (
-            env,
-            _greedy(act, env.action_space, device),
-            f"ot-ilfo:{cfg.expert}",
-            td3_cfg.time_input,
-        )
+        train_cfg = from_jsonable(OTILfOTrainConfig, info["config"], where="config.json")
+        return _td3_expert(cfg.expert, train_cfg, cfg.run.seed)
     raise UsageError(f"--expert {cfg.expert}: a {info['method']!r} run cannot be an expert here")
+
+
+# The expert's run is only read, never locked or written to: it may still be training.
+_UNREADABLE = (FileNotFoundError, ValueError, NoGoodCheckpointError)
+
+
+def _mrq_expert(
+    run_dir: Path, seed: int
+) -> tuple[gym.Env[Any, Any], Callable[[Any], Any], str, bool]:
+    try:
+        mrq = load_run_agent(run_dir, log=LOG).agent
+    except _UNREADABLE as e:
+        raise UsageError(f"--expert {run_dir}: {e}") from e
+    env = make_env(mrq.cfg.env, seed=seed, evaluation=True)
+    act = lambda obs: mrq.act(obs, explore=False)  # noqa: E731
+    return env, _greedy(act, env.action_space), f"mrq-drq:{run_dir}", False
+
+
+def _td3_expert(
+    run_dir: Path, train_cfg: OTILfOTrainConfig, seed: int
+) -> tuple[gym.Env[Any, Any], Callable[[Any], Any], str, bool]:
+    if train_cfg.learner != "td3":
+        raise UsageError(f"--expert {run_dir}: an ot-ilfo run with --learner td3 is needed")
+    try:
+        state = read_latest_checkpoint(run_dir, log=LOG).state["agent"]
+    except _UNREADABLE as e:
+        raise UsageError(f"--expert {run_dir}: {e}") from e
+    env, eval_env = _make_envs(train_cfg, seed)
+    eval_env.close()
+    spec = check_spaces(env.observation_space, env.action_space)
+    td3_cfg = dataclasses.replace(train_cfg.td3, horizon=_env_horizon(env))
+    td3 = TD3Agent(td3_cfg, spec.obs_shape[0], spec.action_dim)
+    td3.load_state_dict(state)
+    act = lambda obs: td3.act(obs, explore=False)  # noqa: E731
+    return env, _greedy(act, env.action_space), f"ot-ilfo:{run_dir}", td3_cfg.time_input
 
 
 def make_demos(cfg: OTILfODemosConfig) -> Path:
