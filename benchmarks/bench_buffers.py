@@ -17,24 +17,37 @@ reports medians and ratio = candidate rate / baseline rate, > 1 means ours is fa
 * ``rl_step``: one env step of an MR.Q/DR.Q loop: ``add`` one transition, draw a 3-step batch,
   ``update_priority`` with its TD errors. This is where DR.Q's per-add rescan shows.
 
+File cost (``io`` in the results): seconds to save and to load a full 1M-transition HalfCheetah
+buffer (uniform sampler) and an MR.Q-sized checkpoint (the HalfCheetah agent's networks, targets
+and AdamW moments, RNG states, config, counters) with ``rl_buffers.io``. Loading is timed with
+the safe loader (``weights_only=True`` plus the allowlist) against main's loader (same checks,
+then full pickle) in alternating rounds; the writer did not change.
+
     uv run --no-sync python benchmarks/bench_buffers.py           # writes benchmarks/results/buffers.json
     uv run --no-sync python benchmarks/bench_buffers.py --quick   # 100k capacity, fewer rounds
+    uv run --no-sync python benchmarks/bench_buffers.py --io-only # only the file cost, merged in
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import os
 import platform
 import statistics
+import struct
+import tempfile
 import time
 from collections.abc import Callable
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from rl_buffers import FadedLAPSampler, LAPSampler, ReplayBuffer, TransitionSpec, UniformSampler
+from rl_buffers import io as rio
 from rl_buffers.io import atomic_write
 from rl_buffers.samplers import Sampler
 from torch import Tensor
@@ -268,6 +281,106 @@ def run(capacity: int, rounds: int, repeats: int) -> list[dict[str, Any]]:
     return cases
 
 
+def load_like_main(path: Path) -> Any:
+    """``rl_buffers.io.load`` as it was on main (1f13e63): the same header and checksum checks,
+    then full pickle (``weights_only=False``). The baseline of the load timings."""
+    data = path.read_bytes()
+    magic, version, length, digest = struct.unpack_from("<4sIQ32s", data)
+    payload = data[48:]
+    if (magic, version, length) != (b"RLWK", 1, len(payload)):
+        raise ValueError(f"{path}: bad header")
+    if hashlib.sha256(payload).digest() != digest:
+        raise ValueError(f"{path}: checksum mismatch")
+    return torch.load(BytesIO(payload), map_location="cpu", weights_only=False)
+
+
+def mrq_checkpoint() -> dict[str, Any]:
+    """What an MR.Q run on HalfCheetah checkpoints besides its buffer (the runtime's entries)."""
+    from gymnasium.spaces import Box
+    from mrq_drq.agent import MRQAgent
+    from mrq_drq.config import gym as mrq_gym
+    from mrq_drq.envs import check_spaces
+    from rl_runtime.seeding import capture_rng
+
+    cfg = mrq_gym("HalfCheetah-v5")
+    spec = check_spaces(Box(-np.inf, np.inf, (OBS_DIM,)), Box(-1.0, 1.0, (ACT_DIM,)))
+    agent = MRQAgent(cfg, spec, device="cpu")
+    # One step with zero gradients, so that AdamW holds its moments as in any real checkpoint.
+    for net, opt in (
+        (agent.encoder, agent.encoder_optimizer),
+        (agent.value, agent.value_optimizer),
+        (agent.policy, agent.policy_optimizer),
+    ):
+        for param in net.parameters():
+            param.grad = torch.zeros_like(param)
+        opt.step()
+    return {
+        "format": 1,
+        "method": "mrq-drq",
+        "step": 1_000_000,
+        "config": cfg.to_dict(),
+        "rng": capture_rng(),
+        "agent": agent.state_dict(),
+        "counters": {"episode": np.int64(1_000), "returns": np.zeros(1_000, np.float32)},
+    }
+
+
+def io_cost(capacity: int, rounds: int) -> dict[str, Any]:
+    """Save and load seconds (medians over alternating rounds) of a full buffer and of an MR.Q
+    checkpoint: load through the safe loader (ours) and main's full-pickle loader (baseline)."""
+    load_before = os.getloadavg()
+    buffer = ours(capacity, UniformSampler(capacity), episodes(capacity, seed=0))
+    payloads = {"buffer": {"buffer": buffer.state_dict()}, "mrq_checkpoint": mrq_checkpoint()}
+    del buffer
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(dir=Path(__file__).parent) as tmp:
+        for name, state in payloads.items():
+            path = Path(tmp) / f"{name}.pt"
+            rio.save(state, path)  # warm-up (page cache, first-call costs)
+            rio.load(path)
+            load_like_main(path)
+            save_s: list[float] = []
+            ours_s: list[float] = []
+            base_s: list[float] = []
+            for _ in range(rounds):
+                start = time.perf_counter()
+                rio.save(state, path)
+                save_s.append(time.perf_counter() - start)
+                start = time.perf_counter()
+                load_like_main(path)
+                base_s.append(time.perf_counter() - start)
+                start = time.perf_counter()
+                rio.load(path)
+                ours_s.append(time.perf_counter() - start)
+            base, cand = statistics.median(base_s), statistics.median(ours_s)
+            row = {
+                "payload": name,
+                "megabytes": round(path.stat().st_size / 1e6, 2),
+                "save_s": round(statistics.median(save_s), 3),
+                "load_before_s": round(base, 3),
+                "load_after_s": round(cand, 3),
+                "load_ratio": round(base / cand, 2),
+            }
+            rows.append(row)
+            print(
+                f"{name:>15}: {row['megabytes']:8.2f} MB  save {row['save_s']:.3f} s  load: main "
+                f"{row['load_before_s']:.3f} s, safe {row['load_after_s']:.3f} s "
+                f"(ratio {row['load_ratio']:.2f}x)"
+            )
+    return {
+        "capacity": capacity,
+        "rounds": rounds,
+        "save": "rl_buffers.io.save (unchanged: torch.save payload, header, fsync, rename)",
+        "load_before": "main's rl_buffers.io.load: checksum, then torch.load(weights_only=False)",
+        "load_after": "rl_buffers.io.load: checksum, then torch.load(weights_only=True) with the "
+        "allowlist",
+        "load_ratio": "load_before_s / load_after_s (medians); > 1 means the safe loader is faster",
+        "loadavg_1_5_15_before": [round(x, 2) for x in load_before],
+        "loadavg_1_5_15_after": [round(x, 2) for x in os.getloadavg()],
+        "cases": rows,
+    }
+
+
 def cpu_model() -> str:
     """CPU model name from /proc/cpuinfo (platform.processor() is empty on Linux)."""
     try:
@@ -284,40 +397,52 @@ def main() -> None:
     parser.add_argument(
         "--quick", action="store_true", help="100k capacity, fewer rounds (smoke run)"
     )
+    parser.add_argument(
+        "--io-only",
+        action="store_true",
+        help="only the save/load timing, merged into the existing results file",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     torch.set_num_threads(1)
     capacity = 100_000 if args.quick else 1_000_000
     rounds, repeats = (3, 10) if args.quick else (9, 30)
+    io_rounds = 2 if args.quick else 5
     start = time.perf_counter()
-    cases = run(capacity, rounds, repeats)
-    result = {
-        "benchmark": "rl-buffers",
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "threads": torch.get_num_threads(),
-        "device": "cpu",
-        "machine": platform.machine(),
-        "processor": cpu_model(),
-        "quick": args.quick,
-        "capacity": capacity,
-        "batch_size": BATCH,
-        "obs_dim": OBS_DIM,
-        "action_dim": ACT_DIM,
-        "n_step": N_STEP,
-        "rounds": rounds,
-        "repeats": repeats,
-        "ratio": "baseline_ms / ours_ms (medians over alternating rounds); > 1 means ours is faster",
-        "baseline": "flat tensors; cumsum(priority*mask) + searchsorted over all slots per draw "
-        "(uniform: mask.nonzero() per draw); faded: all fade weights *= 0.9999 per add",
-        "wall_s": 0.0,
-        "cases": cases,
-    }
-    result["wall_s"] = round(time.perf_counter() - start, 1)
+    if args.io_only:
+        result: dict[str, Any] = json.loads(args.out.read_text()) if args.out.is_file() else {}
+        result["io"] = io_cost(capacity, io_rounds)
+    else:
+        cases = run(capacity, rounds, repeats)
+        result = {
+            "benchmark": "rl-buffers",
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+            "threads": torch.get_num_threads(),
+            "device": "cpu",
+            "machine": platform.machine(),
+            "processor": cpu_model(),
+            "quick": args.quick,
+            "capacity": capacity,
+            "batch_size": BATCH,
+            "obs_dim": OBS_DIM,
+            "action_dim": ACT_DIM,
+            "n_step": N_STEP,
+            "rounds": rounds,
+            "repeats": repeats,
+            "ratio": "baseline_ms / ours_ms (medians over alternating rounds); > 1 means ours is "
+            "faster",
+            "baseline": "flat tensors; cumsum(priority*mask) + searchsorted over all slots per draw "
+            "(uniform: mask.nonzero() per draw); faded: all fade weights *= 0.9999 per add",
+            "wall_s": 0.0,
+            "cases": cases,
+            "io": io_cost(capacity, io_rounds),
+        }
+        result["wall_s"] = round(time.perf_counter() - start, 1)
     if not args.quick or args.out != RESULTS:
         with atomic_write(args.out, "w") as f:
             json.dump(result, f, indent=2)
-        print(f"wrote {args.out} ({result['wall_s']} s)")
+        print(f"wrote {args.out} ({round(time.perf_counter() - start, 1)} s)")
 
 
 if __name__ == "__main__":

@@ -120,10 +120,12 @@ def test_a_field_added_since_the_run_is_no_change_at_its_default():
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("seed", -1, "RunConfig.seed must be >= 0, got -1"),
-        ("total_steps", 0, "RunConfig.total_steps must be >= 1, got 0"),
-        ("keep_checkpoints", 0, "RunConfig.keep_checkpoints must be >= 1"),
-        ("name", "a/b", "RunConfig.name must be a single path component"),
+        ("seed", -1, "--seed must be an int >= 0, got -1"),
+        ("total_steps", 0, "--total-steps must be an int >= 1, got 0"),
+        ("total_steps", True, "--total-steps must be an int >= 1, got True"),
+        ("keep_checkpoints", 0, "--keep-checkpoints must be an int >= 1"),
+        ("checkpoint_minutes", float("nan"), "--checkpoint-minutes must be a finite number >= 0"),
+        ("name", "a/b", "--name must be a single path component"),
     ],
 )
 def test_run_config_rejects_bad_values_by_name(field, value, message):

@@ -284,5 +284,5 @@ def test_checkpoints_by_wall_time_do_not_change_the_run(tiny_args, run_dir, same
 
 
 def test_negative_checkpoint_minutes_is_refused():
-    with pytest.raises(ValueError, match="checkpoint_minutes"):
+    with pytest.raises(ValueError, match="--checkpoint-minutes must be a finite number >= 0"):
         RunConfig(checkpoint_minutes=-1.0)

@@ -101,3 +101,12 @@ def test_jsonl_lines_truncation_and_nonfinite_warning(tmp_path, caplog):
         f.write('{"step": 30, "train/lo')
     MetricLogger(tmp_path, log=log, truncate_to=cut, tensorboard=False).close()
     assert (tmp_path / "metrics.jsonl").read_text().splitlines() == [lines[0]]
+
+
+def test_add_sum_counts_as_that_many_observations():
+    means = MetricMeans()
+    means.add_sum({"train/episode_return": 6.0}, count=3)  # three episodes: 1, 2, 3
+    means.add({"train/episode_return": 4.0})
+    assert means.pop() == {"train/episode_return": 2.5}  # (1 + 2 + 3 + 4) / 4
+    with pytest.raises(ValueError, match="count must be >= 1"):
+        means.add_sum({"train/x": 1.0}, count=0)

@@ -277,7 +277,7 @@ def test_ppo_learns_the_chain_through_the_loop(tmp_path: Path) -> None:
 def test_bad_schedules_are_refused_by_flag() -> None:
     with pytest.raises(ValueError, match=r"--loop.num-minibatches .3. must divide"):
         OnPolicyConfig(num_envs=2, num_steps=5, num_minibatches=3)
-    with pytest.raises(ValueError, match=r"--loop.gae-lambda must be in"):
+    with pytest.raises(ValueError, match=r"--loop.gae-lambda must be a finite number in \[0, 1\]"):
         OnPolicyConfig(gae_lambda=1.5)
     with pytest.raises(ValueError, match=r"--loop.num-envs must be an int >= 1"):
         OnPolicyConfig(num_envs=0)

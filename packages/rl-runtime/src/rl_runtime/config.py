@@ -39,6 +39,7 @@ __all__ = [
     "config_changes",
     "dataclass_from_dict",
     "dataclass_to_dict",
+    "flag",
     "from_jsonable",
     "in_range",
     "int_at_least",
@@ -118,26 +119,24 @@ class RunConfig:
     """Fields that may differ between a run's config.json and the command that resumes it."""
 
     def __post_init__(self) -> None:
-        if self.seed < 0:
-            raise ValueError(f"RunConfig.seed must be >= 0, got {self.seed}")
+        # Messages name the command-line flag (RunOptions is unprefixed).
+        int_at_least("--seed", self.seed, 0)
         for name in ("total_steps", "eval_every", "log_every", "checkpoint_every"):
-            value = getattr(self, name)
-            if value < 1:
-                raise ValueError(f"RunConfig.{name} must be >= 1, got {value}")
-        if self.eval_episodes < 0:
-            raise ValueError(f"RunConfig.eval_episodes must be >= 0, got {self.eval_episodes}")
-        if not self.checkpoint_minutes >= 0:
-            raise ValueError(
-                f"RunConfig.checkpoint_minutes must be >= 0, got {self.checkpoint_minutes}"
-            )
-        if self.keep_checkpoints < 1:
-            raise ValueError(
-                f"RunConfig.keep_checkpoints must be >= 1, got {self.keep_checkpoints}"
-            )
-        if self.torch_threads < 0:
-            raise ValueError(f"RunConfig.torch_threads must be >= 0, got {self.torch_threads}")
-        if "/" in self.name or self.name in (".", ".."):
-            raise ValueError(f"RunConfig.name must be a single path component, got {self.name!r}")
+            positive_int(flag(name), getattr(self, name))
+        int_at_least("--eval-episodes", self.eval_episodes, 0)
+        non_negative("--checkpoint-minutes", self.checkpoint_minutes)
+        positive_int("--keep-checkpoints", self.keep_checkpoints)
+        int_at_least("--torch-threads", self.torch_threads, 0)
+        check(
+            "/" not in self.name and self.name not in (".", ".."),
+            f"--name must be a single path component, got {self.name!r}",
+        )
+
+
+def flag(field: str, prefix: str = "") -> str:
+    """The command-line flag of a config field: ``--loop.batch-size`` for (``batch_size``,
+    ``"loop."``)."""
+    return f"--{prefix}{field.replace('_', '-')}"
 
 
 RunOptions = tyro.conf.OmitArgPrefixes[RunConfig]

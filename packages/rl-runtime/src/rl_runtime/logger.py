@@ -114,6 +114,22 @@ class MetricMeans:
                 self._sums[key] = v
                 self._counts[key] = 1
 
+    def add_sum(self, sums: Mapping[str, Scalar], count: int) -> None:
+        """Accumulate ``count`` observations of each metric given by their sum (e.g. the
+        episodes that ended in one vector step), as ``count`` calls of :meth:`add` would."""
+        if count < 1:
+            raise ValueError(f"count must be >= 1, got {count}")
+        for key, value in sums.items():
+            _check_key(key)
+            v = value.detach() if isinstance(value, torch.Tensor) else value
+            if key in self._sums:
+                total: Any = self._sums[key]
+                self._sums[key] = total + v
+                self._counts[key] += count
+            else:
+                self._sums[key] = v
+                self._counts[key] = count
+
     def pop(self) -> dict[str, Scalar]:
         """Return the mean of every metric since the last pop, and reset."""
         means = {k: s / self._counts[k] for k, s in self._sums.items()}

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from rl_buffers import ReplayBuffer
 
+from rl_runtime.config import flag, int_at_least, positive_int
 from rl_runtime.evaluation import EvalResult, agent_policy, evaluate, obs_to_tensor, to_env_action
 from rl_runtime.logger import MetricMeans, namespaced
 from rl_runtime.run import Run
@@ -64,11 +65,9 @@ class OffPolicyConfig:
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "buffer_capacity", "update_every", "updates_per_round"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"OffPolicyConfig.{name} must be >= 1, got {getattr(self, name)}")
+            positive_int(flag(name, "loop."), getattr(self, name))
         for name in ("random_steps", "learning_starts"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"OffPolicyConfig.{name} must be >= 0, got {getattr(self, name)}")
+            int_at_least(flag(name, "loop."), getattr(self, name), 0)
 
 
 class Agent(Protocol):

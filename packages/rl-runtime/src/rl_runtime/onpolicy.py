@@ -42,6 +42,7 @@ import torch
 from rl_buffers import RolloutBatch, RolloutStorage
 from torch import Tensor
 
+from rl_runtime.config import flag, one_of, positive_int, probability
 from rl_runtime.evaluation import EvalResult, agent_policy, evaluate
 from rl_runtime.logger import MetricMeans, namespaced
 from rl_runtime.run import Run
@@ -79,15 +80,10 @@ class OnPolicyConfig:
 
     def __post_init__(self) -> None:
         for name in ("num_envs", "num_steps", "update_epochs", "num_minibatches"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(
-                    f"--loop.{name.replace('_', '-')} must be an int >= 1, got {value!r}"
-                )
+            positive_int(flag(name, "loop."), getattr(self, name))
         for name in ("gamma", "gae_lambda"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"--loop.{name.replace('_', '-')} must be in [0, 1], got {value}")
+            probability(flag(name, "loop."), getattr(self, name))
+        one_of("--loop.vector-mode", self.vector_mode, ("sync", "async"))
         if (self.num_envs * self.num_steps) % self.num_minibatches:
             raise ValueError(
                 f"--loop.num-minibatches ({self.num_minibatches}) must divide num-envs x num-steps "
@@ -182,22 +178,23 @@ class _Episodes:
     def current_seeds(self) -> list[int]:
         return [episode_seed(self.seed, train_stream(i), k) for i, k in enumerate(self.index)]
 
-    def step(self, actions: Tensor, reward: Tensor, ended: Tensor) -> list[tuple[float, int]]:
-        """Account one vector step; returns (return, length) of the episodes that ended."""
+    def step(self, actions: Tensor, reward: Tensor, ended: Tensor) -> tuple[float, int, int]:
+        """Account one vector step; returns the summed return and length of the episodes that
+        ended in it, and how many ended."""
         self.ret += reward
         self.length += 1
         self.t += 1
         if self.record:
             self.history.append(actions.detach().to("cpu", copy=True))
         if not bool(ended.any()):
-            return []
-        idx = torch.nonzero(ended).flatten()
-        done = list(zip(self.ret[idx].tolist(), self.length[idx].tolist(), strict=True))
-        self.ret[idx] = 0.0
-        self.length[idx] = 0
-        for i in idx.tolist():
-            self.start[i] = self.t
+            return 0.0, 0, 0
+        count = int(ended.sum())
+        done = float(self.ret[ended].sum()), int(self.length[ended].sum()), count
+        self.ret[ended] = 0.0
+        self.length[ended] = 0
         if self.record:  # drop actions older than every current episode
+            for i in torch.nonzero(ended).flatten().tolist():
+                self.start[i] = self.t
             oldest = min(self.start)
             del self.history[: oldest - self.history_base]
             self.history_base = oldest
@@ -336,11 +333,14 @@ def train_on_policy(
                 result = envs.step(ps.actions, episodes.reset_seed)
                 terminated = result.terminated.to(device)
                 truncated = result.truncated.to(device)
-                for ret, length in episodes.step(
-                    ps.actions, result.reward, ended=result.terminated | result.truncated
-                ):
-                    means.add({"train/episode_return": ret, "train/episode_length": length})
-                    c.episodes_done += 1
+                ret, length, ended = episodes.step(
+                    ps.actions, result.reward, result.terminated | result.truncated
+                )
+                if ended:
+                    means.add_sum(
+                        {"train/episode_return": ret, "train/episode_length": length}, ended
+                    )
+                    c.episodes_done += ended
                 bootstrap = zeros  # V(final_obs) where truncated (rare): computed only then
                 if bool(truncated.any()):
                     cut = truncated & ~terminated
