@@ -112,11 +112,20 @@ def test_read_curve_skips_a_torn_last_line_and_drops_nonfinite(tmp_path):
         read_curve(tmp_path, "eval/return")
 
 
-def _fake_run(root: Path, method: str, env: str, seed: int, evals: dict[int, float]) -> Path:
-    run = root / method / env / f"{seed}-x"
+def _fake_run(
+    root: Path,
+    method: str,
+    env: str,
+    seed: int,
+    evals: dict[int, float],
+    name: str = "x",
+    config: dict | None = None,
+) -> Path:
+    run = root / method / env / f"{seed}-{name}"
     run.mkdir(parents=True)
+    config = {"env": env, "run": {"seed": seed, "name": name}, **(config or {})}
     (run / "config.json").write_text(
-        json.dumps({"method": method, "env": env, "seed": seed, "config": {}})
+        json.dumps({"method": method, "env": env, "seed": seed, "config": config})
     )
     lines = []
     for step, value in evals.items():
@@ -164,6 +173,107 @@ def test_plot_groups_by_parent_folder(tmp_path):
     assert labels == [str(a.parent), str(b.parent)]
 
 
-def test_plot_reports_missing_runs(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no run below it"):
-        main(["plot", str(tmp_path)])
+def test_plot_reports_missing_runs_in_one_line(tmp_path, capsys):
+    assert main(["plot", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (
+        f"rl-train: {tmp_path}: no run below it (no metrics.jsonl)\n"
+    )
+    assert main(["plot", str(tmp_path / "nope")]) == 2
+    assert "no such file or directory" in capsys.readouterr().err
+
+
+def _summary(out: Path) -> dict:
+    return json.loads(out.with_suffix(".json").read_text())
+
+
+def test_runs_are_grouped_by_every_computed_field_and_labelled_by_the_differences(tmp_path, caplog):
+    """Issue #12: DriftQL and FQL runs on one env were averaged into one curve (n=2)."""
+    root = tmp_path / "runs"
+    evals = {0: 0.0, 10: 1.0}
+    for seed in (0, 1):
+        _fake_run(root, "driftql", "cube", seed, evals, config={"agent": {"algo": "driftql"}})
+        _fake_run(root, "driftql", "cube", seed, evals, "f", config={"agent": {"algo": "fql"}})
+    # Options that do not change what is computed never split a group.
+    quiet = {"agent": {"algo": "driftql"}, "run": {"seed": 2, "name": "q", "quiet": True,
+             "device": "cuda", "root": "elsewhere", "tensorboard": False}}  # fmt: skip
+    _fake_run(root, "driftql", "cube", 2, evals, "q", config=quiet)
+    _fake_run(root, "tiny-q", "chain", 0, evals, config={"agent": {"lr": 0.1}})
+    out = tmp_path / "c.png"
+    assert main(["plot", str(root), "--out", str(out)]) == 0
+    groups = {g["label"]: len(g["runs"]) for g in _summary(out)["groups"]}
+    assert groups == {
+        "driftql · cube · agent.algo=driftql": 3,
+        "driftql · cube · agent.algo=fql": 2,
+        "tiny-q · chain": 1,  # alone with its method and env: no fields in the label
+    }
+    assert "repeats seed" not in caplog.text
+
+
+def test_same_seed_runs_are_never_averaged_as_seeds(tmp_path, caplog):
+    root = tmp_path / "runs"
+    a = _fake_run(root, "m", "E", 0, {0: 0.0, 10: 1.0, 20: 2.0}, "a")
+    b = _fake_run(root, "m", "E", 0, {0: 5.0, 10: 5.0}, "b")  # the same seed again, shorter
+    c = _fake_run(root, "m", "E", 1, {0: 2.0, 10: 3.0, 20: 4.0}, "c")
+    out = tmp_path / "c.png"
+    assert main(["plot", str(root), "--out", str(out)]) == 0
+    (group,) = _summary(out)["groups"]
+    assert group["runs"] == [str(a), str(c)]
+    np.testing.assert_allclose(group["mean"], [1, 2, 3])  # b's values are in no mean
+    assert f"{b} repeats seed 0 of {a}" in caplog.text
+    assert group["notes"] == [
+        f"m · E: {b} repeats seed 0 of {a}; runs of one seed are not independent samples, "
+        f"so only {a} is drawn"
+    ]
+
+
+def test_cut_curves_and_unplottable_runs_are_reported(tmp_path, caplog):
+    root = tmp_path / "runs"
+    long = _fake_run(root, "m", "E", 0, {0: 0.0, 10: 1.0, 20: 2.0})
+    short = _fake_run(root, "m", "E", 1, {0: 2.0, 10: 3.0})
+    empty = _fake_run(root, "m", "E", 2, {})  # a run that stopped before logging anything
+    assert (empty / "metrics.jsonl").read_text() == "\n"
+    (empty / "metrics.jsonl").write_text("")
+    other = _fake_run(root, "m", "E", 3, {0: 1.0}, config={"x": 1})
+    (other / "metrics.jsonl").write_text('{"step": 0, "train/loss": 1.0}\n')
+    out = tmp_path / "c.png"
+    assert main(["plot", str(root), "--out", str(out)]) == 0
+    summary = _summary(out)
+    (group,) = summary["groups"]
+    assert group["steps"] == [0, 10]
+    assert group["notes"] == [
+        f"m · E: curves cut to steps 0-10, the range every run covers ({short} ends at step "
+        "10, the longest at 20)"
+    ]
+    assert [s["run"] for s in summary["skipped"]] == [str(empty), str(other)]
+    assert summary["skipped"][0]["reason"].endswith(
+        "metrics.jsonl is empty (the run logged nothing)"
+    )
+    assert "no finite 'eval/return' entries (metrics logged: train/loss)" in caplog.text
+    assert f"skipped {empty}" in caplog.text
+    assert str(long) in group["runs"]
+
+
+def test_the_history_of_a_restarted_run_is_not_a_run_of_its_own(tmp_path):
+    root = tmp_path / "runs"
+    run = _fake_run(root, "m", "E", 0, {0: 1.0, 10: 2.0})
+    aside = run / "previous-20250101-000000"
+    aside.mkdir()
+    (aside / "config.json").write_text((run / "config.json").read_text())
+    (aside / "metrics.jsonl").write_text('{"step": 0, "eval/return": 9.0}\n')
+    out = tmp_path / "c.png"
+    assert main(["plot", str(root), "--out", str(out)]) == 0
+    assert [g["runs"] for g in _summary(out)["groups"]] == [[str(run)]]
+    assert main(["plot", str(aside), "--out", str(out)]) == 0  # named explicitly: plotted
+    assert [g["runs"] for g in _summary(out)["groups"]] == [[str(aside)]]
+
+
+def test_plot_with_nothing_to_draw_says_so_in_one_line(tmp_path, capsys):
+    run = _fake_run(tmp_path, "m", "E", 0, {})
+    (run / "metrics.jsonl").write_text("")
+    assert main(["plot", str(tmp_path), "--out", str(tmp_path / "c.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == (
+        "rl-train: nothing to plot: none of the 1 runs found has 'eval/return' (see the "
+        "warnings above; --metric chooses another key)"
+    )
+    assert "Traceback" not in err

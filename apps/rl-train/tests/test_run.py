@@ -187,25 +187,33 @@ def test_truncated_checkpoint_falls_back_to_the_previous_one(
     assert metrics(run_dir("a")) == metrics(run_dir("ref"))
 
 
-def test_without_the_flag_wandb_is_never_imported(tiny_args, monkeypatch):
+def test_without_the_flag_wandb_is_never_imported(tiny_args, run_dir, monkeypatch):
     # A None entry in sys.modules makes `import wandb` raise: any import would fail the run.
     monkeypatch.setitem(sys.modules, "wandb", None)
     _train(tiny_args("a", "--total-steps", "100"))
     with pytest.raises(ImportError, match=r"--wandb.*pip install 'rl-runtime\[wandb\]'"):
         main(tiny_args("b", "--total-steps", "100", "--wandb"))
+    assert not run_dir("b").exists()  # a run that could not start leaves no directory
 
 
-def test_bad_environment_spaces_are_named(tiny_args):
+def test_bad_environment_spaces_are_named(tiny_args, tmp_path):
     with pytest.raises(ValueError, match="Discrete action space, Pendulum-v1 has Box"):
         main([*tiny_args("a"), "--env", "Pendulum-v1"])
+    # It failed before its first step: no run directory is left for `plot` to trip over.
+    assert not (tmp_path / "tiny-q" / "Pendulum-v1" / "0-a").exists()
 
 
-def test_named_directory_with_foreign_files_is_refused(tiny_args, run_dir):
+def test_named_directory_with_foreign_files_is_refused(tiny_args, run_dir, capsys):
     d = run_dir("a")
     d.mkdir(parents=True)
     (d / "notes.txt").write_text("mine")
-    with pytest.raises(FileExistsError, match=r"has no config\.json"):
-        main(tiny_args("a"))
+    assert _refused(tiny_args("a"), capsys) == (
+        f"rl-train: {d} exists, is not empty and has no config.json (it is not a run "
+        "directory): choose another --name or --root, or move its files away\n"
+    )
+    with pytest.raises(FileExistsError, match=r"has no config\.json"):  # the library's error
+        open_run("tiny-q", METHOD.parse(tiny_args("a")[1:]))
+    assert [p.name for p in d.iterdir()] == ["notes.txt"]  # untouched
 
 
 def test_unnamed_runs_get_distinct_timestamped_directories(tmp_path):

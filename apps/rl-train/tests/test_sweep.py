@@ -90,8 +90,9 @@ def test_local_sweep_runs_each_seed_in_its_own_directory_and_reports_failures(tm
     out = capsys.readouterr().out
     assert "1/2 seeds succeeded" in out
     assert "seed 0: ok" in out
-    assert "seed 1: FAILED (exit code 1)" in out
-    assert "seed 1 failed with exit code 1; last lines:" in out
+    # A usage error (exit 2, one line), not a traceback.
+    assert "seed 1: FAILED (exit code 2)" in out
+    assert "seed 1 failed with exit code 2; last lines:" in out
     assert "exists, is not empty and has no config.json" in out
     assert (tmp_path / "logs" / "s" / "seed-0.log").exists()
 

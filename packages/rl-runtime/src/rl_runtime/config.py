@@ -85,6 +85,9 @@ class RunConfig:
     """Resume the run in this directory from its latest good checkpoint; its config.json wins."""
     allow_config_change: bool = False
     """On resume, accept options that differ from the run's config.json (and record them)."""
+    restart: bool = False
+    """Start the run in an existing directory over from step 0; its earlier metrics, checkpoints
+    and TensorBoard events are moved to <run>/previous-<time>/, never deleted."""
     device: str = "auto"
     """Torch device for networks and buffers: auto (cuda if available), cpu, cuda, cuda:1, ..."""
     torch_threads: int = 0
@@ -106,6 +109,7 @@ class RunConfig:
         {
             "resume",
             "allow_config_change",
+            "restart",
             "device",
             "torch_threads",
             "tensorboard",

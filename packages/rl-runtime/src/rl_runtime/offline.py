@@ -8,6 +8,7 @@ them to :func:`train_offline`, which runs one gradient step per iteration::
     log      every `log_every` steps: train/ means, buffer/size, time/ups, time/elapsed
     eval     at step 0, every `eval_every` steps and at the end: whatever `evaluate()` returns
     save     every `checkpoint_every` steps, every `checkpoint_minutes`, and at the end
+    stop     on SIGTERM or Ctrl-C (``run.stop_requested``): save, raise ``RunInterrupted``
 
 Steps are gradient steps (``run.run_cfg.total_steps`` of them). Nothing here knows the method,
 the data format or how evaluation works, so any offline method (single- or multi-agent) reuses
@@ -29,6 +30,7 @@ from typing import Any, Protocol
 import torch
 from rl_buffers import ReplayBuffer, TransitionBatch
 
+from rl_runtime.errors import UsageError
 from rl_runtime.logger import MetricMeans, Scalar, namespaced
 from rl_runtime.offpolicy import Agent
 from rl_runtime.run import Run
@@ -36,8 +38,9 @@ from rl_runtime.run import Run
 __all__ = ["BatchSource", "DataMismatchError", "SeededBatches", "train_offline"]
 
 
-class DataMismatchError(ValueError):
-    """A run is resumed on data other than the data it was trained on."""
+class DataMismatchError(UsageError):
+    """A run is resumed on data other than the data it was trained on (a ``UsageError``:
+    ``rl-train`` reports it in one line)."""
 
 
 class BatchSource(Protocol):
@@ -180,7 +183,9 @@ def train_offline(
                 t_log, step_log = now, step
             if do_eval and (step % rc.eval_every == 0 or last):
                 last_eval = _evaluate(run, evaluate, step, bar)
-            if run.checkpoint_due(step, last=last):
+            # SIGTERM / Ctrl-C: here, between two updates, is a state a resume continues exactly.
+            stop = run.stop_requested and not last
+            if stop or run.checkpoint_due(step, last=last):
                 run.save_checkpoint(
                     step,
                     {
@@ -191,6 +196,8 @@ def train_offline(
                         "data_fingerprint": data_fingerprint,
                     },
                 )
+            if stop:
+                raise run.interrupted(step)
     run.log.info("finished %d gradient steps in %s", step, run.dir)
     return last_eval
 

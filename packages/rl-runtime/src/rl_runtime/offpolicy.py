@@ -11,6 +11,7 @@ A trainer builds its environments, agent and buffer, then hands them to
     log      every `log_every` steps: train/ means, buffer/size, time/sps, time/elapsed
     eval     at step 0, every `eval_every` steps and at the end: eval/return, eval/length, ...
     save     every `checkpoint_every` steps, every `checkpoint_minutes`, and at the end
+    stop     on SIGTERM or Ctrl-C (``run.stop_requested``): save, raise ``RunInterrupted``
 
 Exact resume without pickling the environment: training episode k starts from
 ``env.reset(seed=episode_seed(seed, "train", k))`` and the checkpoint stores the actions taken so
@@ -297,7 +298,9 @@ def train_off_policy(
                 t_log, step_log = now, c.step
             if rc.eval_episodes and (c.step % rc.eval_every == 0 or last):
                 last_eval = _evaluate(run, policy, eval_env, c.step, bar)
-            if run.checkpoint_due(c.step, last=last):
+            # SIGTERM / Ctrl-C: here, between two steps, is a state a resume continues exactly.
+            stop = run.stop_requested and not last
+            if stop or run.checkpoint_due(c.step, last=last):
                 run.save_checkpoint(
                     c.step,
                     {
@@ -312,6 +315,8 @@ def train_off_policy(
                         "pending_metrics": means.state_dict(),
                     },
                 )
+            if stop:
+                raise run.interrupted(c.step)
     run.log.info("finished %d steps in %s", c.step, run.dir)
     return last_eval
 

@@ -14,6 +14,7 @@ One iteration::
              from the loop's own generator (checkpointed)
     log      train/ means of the updates, train/episode_return and train/episode_length of the
              episodes that ended, time/sps; eval/ on a separate env; checkpoints
+    stop     on SIGTERM or Ctrl-C (``run.stop_requested``): checkpoint, raise ``RunInterrupted``
 
 Steps are environment steps: a rollout adds ``N * T`` of them, and the run ends with the first
 rollout that reaches ``total_steps`` (so the run's length is ``total_steps`` rounded up to a whole
@@ -398,7 +399,9 @@ def train_on_policy(
                 and (_crossed(c.step, previous, rc.eval_every) or last)
             ):
                 last_eval = _evaluate(run, agent, eval_env, c.step, bar)
-            if run.checkpoint_due(c.step, last=last, previous=previous):
+            # SIGTERM / Ctrl-C: here, between two rollouts, is a state a resume continues exactly.
+            stop = run.stop_requested and not last
+            if stop or run.checkpoint_due(c.step, last=last, previous=previous):
                 run.save_checkpoint(
                     c.step,
                     {
@@ -411,6 +414,8 @@ def train_on_policy(
                         "pending_metrics": means.state_dict(),
                     },
                 )
+            if stop:
+                raise run.interrupted(c.step)
     run.log.info("finished %d steps in %s", c.step, run.dir)
     return last_eval
 
