@@ -46,7 +46,6 @@ from mrq_drq import config as mrq_presets
 from ot_ilfo import SCRIPTED, episode_return
 from rl_buffers import DatasetError, load_minari
 from rl_buffers.io import atomic_write
-from rl_runtime.config import RunConfig
 from rl_runtime.evaluation import evaluate
 from rl_runtime.run import env_slug
 from rl_train.methods.ot_ilfo import (
@@ -91,9 +90,9 @@ def demos_config(
         env=env,
         episodes=episodes,
         dataset_id=dataset_id,
-        datasets_root=root,
+        minari_root=root,
         overwrite=True,
-        run=RunConfig(seed=seed),
+        seed=seed,
         **source,
     )
 
@@ -161,7 +160,7 @@ def train_one(
     cfg = dataclasses.replace(
         base,
         demos=demo_id,
-        demos_root=args.demos_root,
+        minari_root=args.demos_root,
         num_demos=args.num_demos,
         random_steps=base.random_steps if args.random_steps is None else args.random_steps,
         run=bench_run_config(args, seed, f"{learner}{time_tag}-{args.steps}st-bench"),

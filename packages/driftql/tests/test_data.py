@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -11,6 +15,7 @@ from driftql.data import (
     DatasetError,
     dataset_fingerprint,
     degrade,
+    fit_to_env,
     load_dataset,
     load_ogbench,
     make_offline_buffer,
@@ -19,7 +24,7 @@ from driftql.data import (
 )
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from rl_buffers.offline import Episode
+from rl_buffers.offline import ActionScale, Episode
 
 torch.set_num_threads(1)
 
@@ -99,6 +104,13 @@ def test_relabel_lengths_are_checked() -> None:
         (lambda r: r["terminals"].__setitem__(-1, False), r"ends inside a trajectory"),
         (lambda r: r["terminals"].__setitem__(3, True), r"single row"),
         (lambda r: r.update(observations=r["observations"].astype(str)), r"non-numeric"),
+        # A 'rewards' key is not used (rewards come from the task) but is checked all the same.
+        (
+            lambda r: r.update(rewards=np.array([0, 1, np.nan, 0, 0, 0, 0.0])),
+            r"'rewards' has NaN.*\(2,\)",
+        ),
+        (lambda r: r.update(rewards=np.zeros(6)), r"'rewards' has 6 rows, 'observations' has 7"),
+        (lambda r: r.update(rewards=np.zeros((7, 2))), r"'rewards' has shape \(7, 2\)"),
     ],
 )
 def test_bad_files_are_rejected_by_name(tmp_path: Path, change, match) -> None:
@@ -261,3 +273,118 @@ def test_fingerprint_tracks_content() -> None:
     changed = degrade(eps, 1.0, "uniform", torch.Generator().manual_seed(0))
     assert dataset_fingerprint(changed) != dataset_fingerprint(eps)
     assert dataset_fingerprint(eps[:1]) != dataset_fingerprint(eps)
+
+
+def test_a_rewards_key_is_read_and_kept_apart(tmp_path: Path) -> None:
+    rows = _rows([3, 4])
+    rows["rewards"] = np.arange(7, dtype=np.float64)
+    raw = read_ogbench_npz(_save(tmp_path / "r.npz", rows))
+    assert raw["rewards"].dtype == np.float32
+    # Not used by the loaders: rewards are zeros without a task, the task's with one.
+    assert all((ep.rewards == 0).all() for ep in ogbench_episodes(raw))
+
+
+# ----------------------------------------------------------------------------- the env
+
+
+def _box(*shape: int, low: float = -np.inf, high: float = np.inf) -> gym.spaces.Box:
+    return gym.spaces.Box(low, high, shape, np.float32)
+
+
+def _episode(obs_dim: int, actions: np.ndarray) -> Episode:
+    n = len(actions)
+    return Episode(np.zeros((n + 1, obs_dim), np.float32), actions.astype(np.float32),
+                   np.zeros(n, np.float32), np.zeros(n, bool), np.eye(1, n, n - 1, dtype=bool)[0])  # fmt: skip
+
+
+def test_fit_to_env_names_both_sides_of_a_mismatch() -> None:
+    ep = _episode(3, np.array([[1.5], [-3.0]]))
+    kw = {"dataset": "d", "env_id": "E-v0"}
+    with pytest.raises(DatasetError, match=r"d \(episode 0\) has observations of shape \(3,\), "
+                       r"the evaluation environment E-v0 observes \(20,\)"):  # fmt: skip
+        fit_to_env([ep], observation_space=_box(20), action_space=_box(1, low=-3, high=3), **kw)
+    with pytest.raises(DatasetError, match=r"has actions of shape \(1,\), .* takes \(2,\)"):
+        fit_to_env([ep], observation_space=_box(3), action_space=_box(2, low=-1, high=1), **kw)
+    with pytest.raises(DatasetError, match=r"d records actions in \[-3, 3\], .* takes \[-2, 2\]"):
+        fit_to_env([ep], observation_space=_box(3), action_space=_box(1, low=-2, high=2),
+                   dataset_action_space=_box(1, low=-3, high=3), **kw)  # fmt: skip
+    # The dataset's box wins; without one (OGBench), the environment's; unbounded: identity.
+    scale = fit_to_env([ep], observation_space=_box(3), action_space=_box(1, low=-3, high=3),
+                       dataset_action_space=_box(1, low=-3, high=3), **kw)  # fmt: skip
+    assert scale.describe() == "[-3, 3]"
+    unbounded = fit_to_env([ep], observation_space=_box(3), action_space=_box(1),
+                           dataset_action_space=_box(1), **kw)  # fmt: skip
+    assert unbounded.is_identity
+
+
+def test_unit_action_env_maps_the_agents_box_onto_the_env() -> None:
+    from driftql.evaluation import unit_action_env
+
+    env = gym.make("Pendulum-v1")  # torque in [-2, 2]
+    assert unit_action_env(env, ActionScale([-1.0], [1.0])) is env
+    wrapped = unit_action_env(env, ActionScale([-2.0], [2.0]))
+    assert (wrapped.action_space.low, wrapped.action_space.high) == (-1.0, 1.0)
+    seen: list[np.ndarray] = []
+    inner = env.unwrapped
+    step = inner.step
+    inner.step = lambda a: (seen.append(np.asarray(a)), step(a))[1]  # type: ignore[method-assign]
+    wrapped.reset(seed=0)
+    for u in (1.0, -0.25, 3.0):
+        wrapped.step(np.array([u], np.float32))
+    np.testing.assert_allclose(np.concatenate(seen), [2.0, -0.5, 2.0])  # clipped onto the box
+    wrapped.close()
+
+
+def test_quiet_ogbench_removes_root_handlers_added_inside() -> None:
+    import logging
+
+    from driftql.evaluation import quiet_ogbench
+
+    root = logging.getLogger()
+    before = list(root.handlers)
+    with quiet_ogbench():
+        logging.basicConfig()  # what absl does on dm_control's first log message
+        root.addHandler(logging.NullHandler())
+    assert root.handlers == before
+
+
+def test_quiet_ogbench_hides_glfw_and_precision_warnings_only() -> None:
+    import warnings
+
+    from driftql.evaluation import quiet_ogbench
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with quiet_ogbench():
+            gym.spaces.Box(-np.ones(2), np.ones(2), (2,), np.float32)  # float64 bounds
+            warnings.warn("X11: The DISPLAY environment variable is missing", stacklevel=1)
+            warnings.warn("something else", stacklevel=1)
+    assert [str(w.message) for w in caught] == ["something else"]
+
+
+@pytest.mark.slow
+def test_building_an_ogbench_env_keeps_the_terminal_quiet(tmp_path: Path) -> None:
+    """Every log line once (dm_control's absl logging gives the root logger a handler), no
+    GLFW display warning, no gymnasium precision warnings, no MUJOCO_LOG.TXT."""
+    pytest.importorskip("ogbench")
+    code = (
+        "import logging, sys\n"
+        "log = logging.getLogger('rlworks'); log.setLevel(logging.INFO)\n"
+        "log.addHandler(logging.StreamHandler(sys.stderr))\n"
+        "from driftql.evaluation import make_ogbench_env, ogbench_success\n"
+        "env = make_ogbench_env('cube-single', 0, max_episode_steps=5)\n"
+        "ogbench_success(lambda ob: env.action_space.sample() * 0, env, episodes=1, seed=0)\n"
+        # OGBench builds its action space (float64 bounds) anew at every access; the wrapper
+        # keeps the one built once, so the accesses of a trainer warn nothing.
+        "spaces = [env.action_space for _ in range(3)]\n"
+        "assert all(s is spaces[0] for s in spaces)\n"
+        "log.info('a line of the run')\n"
+    )
+    environ = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "MUJOCO_GL")}
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=environ,
+                          capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+    assert done.stderr.count("a line of the run") == 1, done.stderr
+    assert "GLFW" not in done.stderr, done.stderr
+    assert "DISPLAY" not in done.stderr, done.stderr
+    assert "precision lowered" not in done.stderr, done.stderr
+    assert not (tmp_path / "MUJOCO_LOG.TXT").exists()

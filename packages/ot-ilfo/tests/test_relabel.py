@@ -161,3 +161,29 @@ def _rewards_of_state(buffer_state, lo: int, hi: int) -> torch.Tensor:
 
 def _rewards_of(store: OTRelabelStore, lo: int, hi: int) -> torch.Tensor:
     return _rewards_of_state(store.buffer.state_dict(), lo, hi)
+
+
+def test_solver_warnings_are_shown_once_and_recorded_per_episode() -> None:
+    """A run whose solves never converge is not one warning per episode: the store shows the
+    first and every episode's stats say what its solve warned."""
+    import warnings
+
+    from ot_ilfo import OTConvergenceWarning
+
+    rng = np.random.default_rng(0)
+    log = []
+    buf = ReplayBuffer(spec=TransitionSpec.continuous((STATE_DIM,), 2), capacity=100)
+    capped = RewardConfig(solver="sinkhorn_log", max_iter=1)  # cannot converge in 1 iteration
+    store = OTRelabelStore(buf, OTRewarder(_experts(), capped), seed=0, on_episode=log.append)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(4):
+            for step in _episode(rng, 5)[2]:
+                store.add(*step)
+    shown = [w for w in caught if issubclass(w.category, OTConvergenceWarning)]
+    assert len(shown) == 1
+    assert "episode 0: sinkhorn_log" in str(shown[0].message)
+    assert "not converged" in str(shown[0].message)
+    assert len(log) == 4
+    assert all(not s.converged and s.warnings for s in log)
+    assert "not converged after" in log[3].warnings[0]

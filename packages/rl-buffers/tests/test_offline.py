@@ -14,13 +14,17 @@ import numpy as np
 import pytest
 import torch
 from rl_buffers.offline import (
+    ActionScale,
     DatasetError,
     DatasetNotFoundError,
     Episode,
     fill_buffer,
     load_minari,
     load_minari_goal_episodes,
+    make_minari_env,
     minari_dataset_dir,
+    minari_env_spec,
+    minari_spaces,
     save_minari,
     validate_episode,
 )
@@ -541,3 +545,154 @@ def test_spec_mismatch_is_rejected(tmp_path: Path) -> None:
     for spec, message in cases:
         with pytest.raises(DatasetError, match=message):
             load_minari("tests/tiny-v0", root=tmp_path, spec=spec)
+
+
+# ----------------------------------------------------------------------------- action boxes
+
+
+def test_action_scale_maps_a_box_onto_the_unit_box_and_back() -> None:
+    scale = ActionScale([-3.0, 0.0], [3.0, 2.0])  # symmetric, and shifted
+    box = np.array([[-3.0, 0.0], [0.0, 1.0], [3.0, 2.0], [1.5, 0.5]])
+    unit = np.array([[-1.0, -1.0], [0.0, 0.0], [1.0, 1.0], [0.5, -0.5]])  # by hand
+    np.testing.assert_array_equal(scale.to_unit(box), unit)
+    np.testing.assert_array_equal(scale.to_box(unit), box)
+    # An agent's action beyond [-1, 1] is clipped onto the box, never sent past it.
+    np.testing.assert_array_equal(scale.to_box([[2.0, -2.0]]), [[3.0, 0.0]])
+    assert scale.describe() == "[[-3.0, 0.0], [3.0, 2.0]]"
+    assert ActionScale([-3.0], [3.0]).describe() == "[-3, 3]"
+    assert not scale.is_identity
+    assert ActionScale(-np.ones(2), np.ones(2)).is_identity
+
+
+def test_episodes_to_unit_keeps_dtype_clips_rounding_and_names_what_is_out(tmp_path: Path) -> None:
+    scale = ActionScale([-2.0], [2.0])
+    ep = make_episode(5, 0)._replace(
+        actions=np.array([[-2.0], [2.0001], [1.0], [0.0], [-1.0]], np.float32)
+    )
+    (out,) = scale.episodes_to_unit([ep], where="dataset 'x'")
+    assert out.actions.dtype == np.float32
+    np.testing.assert_allclose(out.actions[:, 0], [-1.0, 1.0, 0.5, 0.0, -0.5], atol=1e-7)
+    np.testing.assert_array_equal(out.observations, ep.observations)  # only actions change
+    far = ep._replace(actions=ep.actions * 2, episode_id=7)
+    with pytest.raises(
+        DatasetError, match=r"dataset 'x', episode 7: key 'actions' holds 4 .*\[-2, 2\]"
+    ):
+        scale.episodes_to_unit([far], where="dataset 'x'")
+    # The unit box itself: the very same arrays (a resumed run's data fingerprint is unchanged).
+    (same,) = ActionScale([-1.0], [1.0]).episodes_to_unit([ep], where="x")
+    assert same.actions is ep.actions
+
+
+def test_action_scale_rejects_boxes_it_cannot_map() -> None:
+    with pytest.raises(DatasetError, match=r"unbounded"):
+        ActionScale.from_space(gym.spaces.Box(-np.inf, np.inf, (2,)), where="dataset 'x'")
+    with pytest.raises(DatasetError, match=r"high <= low"):
+        ActionScale([1.0], [1.0])
+    with pytest.raises(DatasetError, match=r"not a Box"):
+        ActionScale.from_space(gym.spaces.Discrete(3))
+
+
+def _collect(env_id: str, dataset_id: str, steps: int) -> None:
+    """``steps`` random steps of ``env_id`` recorded by Minari's own DataCollector."""
+    env = minari.DataCollector(gym.make(env_id), data_format="hdf5")
+    env.action_space.seed(0)
+    env.reset(seed=0)
+    for _ in range(steps):
+        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        if terminated or truncated:
+            env.reset()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        env.create_dataset(dataset_id=dataset_id, **META)
+
+
+@pytest.mark.parametrize(("env_id", "bound"), [("Pendulum-v1", 2.0), ("InvertedPendulum-v5", 3.0)])
+def test_data_collector_datasets_with_wide_boxes_map_into_the_unit_box(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env_id: str, bound: float
+) -> None:
+    pytest.importorskip("jax")  # minari.DataCollector needs jax (minari[create])
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
+    _collect(env_id, "collector/wide-v0", 40)
+    episodes = load_minari("collector/wide-v0")
+    _, action_space = minari_spaces("collector/wide-v0")
+    raw = np.concatenate([ep.actions for ep in episodes])
+    assert np.abs(raw).max() > 1.0  # the env's units, not the agents'
+    scale = ActionScale.from_space(action_space, where="collector/wide-v0")
+    assert scale.describe() == f"[{-bound:g}, {bound:g}]"
+    unit = np.concatenate([ep.actions for ep in scale.episodes_to_unit(episodes, where="x")])
+    assert np.abs(unit).max() <= 1.0
+    np.testing.assert_allclose(unit, raw / bound, atol=1e-6)
+    np.testing.assert_allclose(scale.to_box(unit), raw, atol=1e-5)  # back at the env
+
+
+# ----------------------------------------------------------------------------- environments
+
+
+def test_make_minari_env_builds_the_registered_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("jax")
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
+    _collect("InvertedPendulum-v5", "collector/ip-v0", 5)
+    spec = minari_env_spec("collector/ip-v0")
+    assert spec is not None
+    assert spec["id"] == "InvertedPendulum-v5"
+    with make_minari_env("collector/ip-v0") as env:
+        assert env.spec.id == "InvertedPendulum-v5"
+        assert env.spec.max_episode_steps == 1000
+
+
+def _with_spec(root: Path, dataset_id: str, **changes: Any) -> None:
+    """Rewrite the dataset's eval_env_spec: InvertedPendulum-v5's, with ``changes``."""
+    base = gym.spec("InvertedPendulum-v5").to_json()
+    spec = {**json.loads(base), **changes}
+    path = minari_dataset_dir(dataset_id, root) / "data" / "metadata.json"
+    meta = json.loads(path.read_text())
+    meta["eval_env_spec"] = json.dumps(spec)
+    path.write_text(json.dumps(meta))
+
+
+RUN_COMMAND = {"entry_point": "os:system"}  # Minari's recover_environment: os.system(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({**RUN_COMMAND, "id": "Evil-v0"}, r"names 'Evil-v0', which is not registered"),
+        (RUN_COMMAND, r"gives 'InvertedPendulum-v5' the entry point 'os:system'"),
+        (
+            {"additional_wrappers": [{"name": "W", "entry_point": "os:system", "kwargs": {}}]},
+            r"adds wrappers \['W'\]",
+        ),
+        ({"kwargs": {"reset_noise_scale": 10.0}}, r"arguments \['reset_noise_scale'\]"),
+    ],
+)
+def test_make_minari_env_runs_nothing_a_crafted_spec_names(
+    tmp_path: Path, changes: dict[str, Any], reason: str
+) -> None:
+    marker = tmp_path / "ran"
+    save_tiny(tmp_path, "tests/crafted-v0")
+    if changes.get("entry_point") == "os:system":  # the command the crafted spec would run
+        changes = {**changes, "kwargs": {"command": f"touch {marker}"}}
+    _with_spec(tmp_path, "tests/crafted-v0", **changes)
+    with pytest.raises(DatasetError, match=rf"'tests/crafted-v0': its eval_env_spec .*{reason}"):
+        make_minari_env("tests/crafted-v0", root=tmp_path, flag="--eval-env ID")
+    assert not marker.exists()
+    with pytest.raises(DatasetError, match=r"pass --eval-env ID$"):
+        make_minari_env("tests/crafted-v0", root=tmp_path, flag="--eval-env ID")
+
+
+def test_make_minari_env_without_a_recorded_environment(tmp_path: Path) -> None:
+    save_tiny(tmp_path, "tests/no-env-v0")
+    assert minari_env_spec("tests/no-env-v0", root=tmp_path) is None
+    with pytest.raises(DatasetError, match=r"records no environment.*pass --eval-env ID"):
+        make_minari_env("tests/no-env-v0", root=tmp_path, flag="--eval-env ID")
+
+
+def test_save_minari_does_not_print_minari_metadata_advice(tmp_path: Path) -> None:
+    obs_space, act_space = spaces()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        save_minari([make_episode(3, 0)], "tests/quiet-v0", observation_space=obs_space,
+                    action_space=act_space, root=tmp_path)  # fmt: skip
+    assert not [w for w in caught if "is set to None" in str(w.message)]

@@ -75,7 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return sweep_main(rest)
         method = load_method(command)
         cfg = method.parse(rest)
-        if cfg.run.resume is not None and not _given(rest, "--env", "--preset"):
+        if getattr(getattr(cfg, "run", None), "resume", None) is not None and not _given(
+            rest, "--env", "--preset"
+        ):
             from rl_runtime.run import refuse_module_env_id
 
             # The env id came from the run's config.json: it may not name a module to import.

@@ -4,16 +4,25 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+import os
+import warnings
 from pathlib import Path
+from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from driftql.config import AgentConfig, default_config, task_preset
+from driftql.data import dataset_fingerprint, load_minari_episodes
 from rl_buffers import io
-from rl_buffers.offline import DatasetError
+from rl_buffers.offline import ActionScale, Episode, minari_dataset_dir, save_minari
+from rl_train.cli import main
 from rl_train.method import UsageError
 from rl_train.methods.driftql import METHOD
 from rl_train.methods.driftql_data import METHOD as DATA
+from rl_train.methods.driftql_data import env_policy
 
 pytest.importorskip("minari")
 
@@ -98,8 +107,9 @@ def test_agent_options_apply_on_top_of_the_task_and_preset_settings() -> None:
     laptop = METHOD.parse(["--preset", "laptop", *args]).agent
     assert (laptop.actor.hidden_sizes, laptop.critic.hidden_sizes) == ((256, 256), (256, 256))
     assert (laptop.actor.alpha, laptop.drift) == (3.0, published.drift)
-    # The algorithm is chosen once, with --algo.
-    with pytest.raises(UsageError, match=r"--agent\.algo fql differs from --algo driftql"):
+    # The algorithm is chosen once, with --algo: the agent's own field is no option.
+    assert METHOD.parse([*args, "--algo", "fql"]).agent.algo == "fql"
+    with pytest.raises(SystemExit):
         METHOD.parse([*args, "--agent.algo", "fql"])
 
 
@@ -196,8 +206,10 @@ def test_bad_datasets_are_rejected(tmp_path: Path) -> None:
     bad = tmp_path / "cube-single-play-v0.npz"
     bad.write_bytes(b"PK\x03\x04 truncated")
     pytest.importorskip("ogbench")
-    with pytest.raises(DatasetError, match="truncated or corrupt"):
+    with pytest.raises(UsageError, match=r"^--dataset \S+: .*truncated or corrupt"):
         METHOD.train(METHOD.parse(["--dataset", str(bad), "--root", str(tmp_path), *SHORT]))
+    with pytest.raises(UsageError, match=r"--dataset test/none-v0: .*not found.*--minari-root"):
+        METHOD.train(METHOD.parse(["--dataset", "test/none-v0", "--root", str(tmp_path), *SHORT]))
     with pytest.raises(SystemExit):  # tyro reports the config's ValueError and exits
         METHOD.parse(["--degrade-p", "2"])
 
@@ -207,7 +219,8 @@ def test_data_command_refuses_to_overwrite(tmp_path: Path, hopper: Path) -> None
         "--kind", "minari", "--env", "Hopper-v5", "--dataset-id", "test/hopper/random-v0",
         "--steps", "10", "--ref-max-score", "1", "--minari-root", str(hopper), "--quiet",
     ]  # fmt: skip
-    with pytest.raises(UsageError, match="already exists"):
+    with pytest.raises(UsageError, match=r"--dataset-id test/hopper/random-v0: .* already exists; "
+                       r"pass --overwrite to replace it$"):  # fmt: skip
         DATA.train(DATA.parse(args))
     with pytest.raises(UsageError, match="--out is required"):
         DATA.train(DATA.parse(["--kind", "ogbench", "--quiet"]))
@@ -264,3 +277,252 @@ def test_minari_data_from_an_mrq_run(tmp_path: Path) -> None:
                  "--dataset-id", "test/x/y-v0", "--minari-root", str(tmp_path), "--quiet"]
             )
         )  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- real data
+
+
+def _collect(root: Path, env_id: str, dataset_id: str, steps: int) -> None:
+    """``steps`` random steps of ``env_id`` written by Minari's own DataCollector."""
+    minari = pytest.importorskip("minari")
+    pytest.importorskip("jax")  # minari.DataCollector needs minari[create]
+    old = os.environ.get("MINARI_DATASETS_PATH")
+    os.environ["MINARI_DATASETS_PATH"] = str(root)
+    try:
+        env = minari.DataCollector(gym.make(env_id), data_format="hdf5")
+        env.action_space.seed(0)
+        env.reset(seed=0)
+        for _ in range(steps):
+            _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+            if terminated or truncated:
+                env.reset()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Minari's advice on metadata for publishing
+            env.create_dataset(dataset_id=dataset_id, algorithm_name="random")
+    finally:
+        if old is None:
+            os.environ.pop("MINARI_DATASETS_PATH", None)
+        else:
+            os.environ["MINARI_DATASETS_PATH"] = old
+
+
+@pytest.mark.parametrize(("env_id", "bound"), [("InvertedPendulum-v5", 3.0), ("Pendulum-v1", 2.0)])
+def test_datasets_of_wide_action_boxes_train_in_the_unit_box(
+    tmp_path: Path, env_id: str, bound: float
+) -> None:
+    """DataCollector data of InvertedPendulum-v5 ([-3, 3]) and Pendulum-v1 ([-2, 2]) trains:
+    the buffer holds the actions divided by the bound, evaluation runs the recorded env."""
+    data = tmp_path / "data"
+    _collect(data, env_id, "collector/wide-v0", 300)
+    run = METHOD.train(
+        METHOD.parse(
+            ["--dataset", "collector/wide-v0", "--minari-root", str(data), "--algo", "bc",
+             "--root", str(tmp_path), *SHORT, "--total-steps", "20"]
+        )
+    )  # fmt: skip
+    raw = load_minari_episodes("collector/wide-v0", root=data)
+    assert max(float(np.abs(ep.actions).max()) for ep in raw) > 1.0  # the env's units
+    unit = ActionScale([-bound], [bound]).episodes_to_unit(raw, where="x")
+    for ep, u in zip(raw, unit, strict=True):
+        np.testing.assert_allclose(u.actions, ep.actions / bound, atol=1e-6)
+    # The run trained on exactly those actions (the fingerprint of its buffer's content).
+    state = io.load(run / "checkpoints" / "ckpt-000000000020.pt")
+    assert state["data_fingerprint"] == dataset_fingerprint(unit)
+    assert [e["step"] for e in _lines(run) if "eval/return" in e] == [0, 20]
+
+
+def test_the_data_commands_own_wide_box_dataset_trains(tmp_path: Path) -> None:
+    """`rl-train driftql-data --kind minari --env InvertedPendulum-v5` data is accepted."""
+    args = ["--kind", "minari", "--env", "InvertedPendulum-v5", "--dataset-id", "t/ip/random-v0",
+            "--steps", "200", "--ref-episodes", "1", "--ref-max-score", "1000",
+            "--minari-root", str(tmp_path / "data"), "--quiet"]  # fmt: skip
+    DATA.train(DATA.parse(args))
+    run = METHOD.train(
+        METHOD.parse(
+            ["--dataset", "t/ip/random-v0", "--minari-root", str(tmp_path / "data"),
+             "--algo", "bc", "--root", str(tmp_path), *SHORT, "--total-steps", "20"]
+        )
+    )  # fmt: skip
+    assert [e["step"] for e in _lines(run) if "eval/normalized_score" in e] == [0, 20]
+
+
+class _Actor:
+    def __init__(self, action: float) -> None:
+        self.action = action
+
+    def __call__(self, obs: Any) -> Any:
+        return torch.full((1,), self.action)
+
+
+def test_an_mrq_policy_acts_in_the_environments_box() -> None:
+    """An MR.Q agent acts in [-1, 1]; the data command's policy maps that onto the env's box."""
+    space = gym.make("InvertedPendulum-v5").action_space  # [-3, 3]
+    policy = env_policy(_Actor(1.0), space)
+    np.testing.assert_array_equal(policy(np.zeros(4)), np.array([3.0], np.float32))
+    assert env_policy(_Actor(-0.5), space)(np.zeros(4)).dtype == space.dtype
+    np.testing.assert_array_equal(env_policy(_Actor(-0.5), space)(np.zeros(4)), [-1.5])
+    assert env_policy(lambda obs: torch.tensor(1), gym.spaces.Discrete(2))(np.zeros(4)) == 1
+
+
+def test_a_dataset_that_does_not_fit_the_eval_env_fails_before_training(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    _collect(data, "InvertedPendulum-v5", "collector/ip-v0", 30)
+    args = ["--dataset", "collector/ip-v0", "--minari-root", str(data), "--root", str(tmp_path),
+            "--name", "bad", *SHORT]  # fmt: skip
+    with pytest.raises(
+        UsageError,
+        match=r"collector/ip-v0 \(episode 0\) has observations of shape \(4,\), the evaluation "
+        r"environment Hopper-v5 observes \(11,\).*--eval-env",
+    ):
+        METHOD.train(METHOD.parse([*args, "--eval-env", "Hopper-v5"]))
+    # Same sizes, another box: Pendulum-v1 observes 3 numbers and takes one in [-2, 2].
+    space = gym.spaces.Box(-np.inf, np.inf, (3,), np.float32)
+    ep = Episode(np.zeros((4, 3), np.float32), np.full((3, 1), 2.5, np.float32),
+                 np.zeros(3, np.float32), np.zeros(3, np.bool_), np.array([False, False, True]))  # fmt: skip
+    save_minari([ep], "test/box-v0", observation_space=space,
+                action_space=gym.spaces.Box(-3.0, 3.0, (1,), np.float32), root=data)  # fmt: skip
+    with pytest.raises(
+        UsageError,
+        match=r"test/box-v0 records actions in \[-3, 3\], the evaluation environment "
+        r"Pendulum-v1 takes \[-2, 2\]",
+    ):
+        METHOD.train(METHOD.parse([*args, "--dataset", "test/box-v0", "--eval-env", "Pendulum-v1"]))
+    for run in (tmp_path / "driftql").glob("*/0-bad"):  # nothing was trained
+        assert not [e for e in _lines(run) if "train/updates" in e]
+
+
+def _crafted(root: Path, marker: Path) -> None:
+    """A Minari dataset whose eval_env_spec would run ``touch marker`` in Minari's
+    recover_environment (entry_point os:system)."""
+    space = gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)
+    ep = Episode(
+        np.zeros((4, 4), np.float32), np.zeros((3, 1), np.float32), np.zeros(3, np.float32),
+        np.zeros(3, np.bool_), np.array([False, False, True]),
+    )  # fmt: skip
+    save_minari([ep], "test/crafted-v0", observation_space=space,
+                action_space=gym.spaces.Box(-3.0, 3.0, (1,), np.float32), root=root)  # fmt: skip
+    path = minari_dataset_dir("test/crafted-v0", root) / "data" / "metadata.json"
+    meta = json.loads(path.read_text())
+    spec = json.loads(gym.spec("InvertedPendulum-v5").to_json())
+    spec.update(entry_point="os:system", kwargs={"command": f"touch {marker}"})
+    meta["eval_env_spec"] = json.dumps(spec)
+    path.write_text(json.dumps(meta))
+
+
+def test_a_crafted_eval_env_spec_runs_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    marker = tmp_path / "ran"
+    _crafted(tmp_path / "data", marker)
+    argv = ["driftql", "--dataset", "test/crafted-v0", "--minari-root", str(tmp_path / "data"),
+            "--root", str(tmp_path), *SHORT]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert "test/crafted-v0" in err[0]
+    assert "entry point 'os:system'" in err[0]
+    assert "--eval-env" in err[0]
+    assert not marker.exists()
+    # The environment passed explicitly is used instead; the crafted spec is not read.
+    run = METHOD.train(
+        METHOD.parse([*argv[1:], "--eval-env", "InvertedPendulum-v5", "--algo", "bc",
+                      "--total-steps", "20"])
+    )  # fmt: skip
+    assert [e["step"] for e in _lines(run) if "eval/return" in e] == [0, 20]
+    assert not marker.exists()
+
+
+def test_task_id_and_eval_env_belong_to_one_kind_of_data(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match=r"--task-id 3 is for OGBench data"):
+        METHOD.parse(["--dataset", "local/hopper/medium-v0", "--task-id", "3"])
+    with pytest.raises(UsageError, match=r"--eval-env is for Minari data"):
+        METHOD.parse(["--dataset", "x/cube-single-play-v0.npz", "--eval-env", "Hopper-v5"])
+
+
+def test_ogbench_rewards_are_checked_and_said_to_be_unused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An OGBench file's own 'rewards' key: NaN is an error, else the log says once that the
+    rewards come from the task (the OGBench environment is stood in for by Pendulum-v1)."""
+    import rl_train.methods.driftql as trainer
+
+    monkeypatch.setattr(
+        trainer,
+        "make_ogbench_env",
+        lambda task, task_id: gym.make("Pendulum-v1", max_episode_steps=5),
+    )
+    monkeypatch.setattr(
+        trainer,
+        "ogbench_relabel",
+        lambda raw, env, env_id: (
+            (np.zeros(len(raw["terminals"]) - int(raw["terminals"].sum()), np.float32),) * 2
+        ),
+    )
+    rng = np.random.default_rng(0)
+    n = 40
+    terminals = np.zeros(n, np.bool_)
+    terminals[[19, 39]] = True
+    data = {
+        "observations": rng.standard_normal((n, 3)).astype(np.float32),
+        "actions": rng.uniform(-1, 1, (n, 1)).astype(np.float32),
+        "terminals": terminals,
+        "rewards": np.zeros(n, np.float32),
+    }
+    good = tmp_path / "cube-single-play-v0.npz"
+    np.savez(good, **data)
+    args = ["--root", str(tmp_path), "--algo", "bc", *SHORT, "--total-steps", "10"]
+    with caplog.at_level(logging.INFO, logger="rlworks"):
+        METHOD.train(METHOD.parse(["--dataset", str(good), *args]))
+    said = [r.getMessage() for r in caplog.records if "'rewards' key is not used" in r.getMessage()]
+    assert len(said) == 1
+    assert "rewards come from the task (cube-single-singletask-v0)" in said[0]
+    data["rewards"][7] = np.nan
+    bad = tmp_path / "bad" / "cube-single-play-v0.npz"
+    bad.parent.mkdir()
+    np.savez(bad, **data)
+    with pytest.raises(UsageError, match=r"key 'rewards' has NaN or inf \(first at index \(7,\)\)"):
+        METHOD.train(METHOD.parse(["--dataset", str(bad), *args, "--name", "bad"]))
+
+
+def test_the_data_commands_terminal_shows_what_matters(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Without --quiet and with stderr not a terminal: no progress bar, no Minari advice on
+    metadata, and MuJoCo's warnings (HalfCheetah's model warns at every build) go to the log
+    once instead of MUJOCO_LOG.TXT in the working directory."""
+    monkeypatch.chdir(tmp_path)
+    args = ["--kind", "minari", "--env", "HalfCheetah-v5", "--dataset-id", "t/hc/random-v0",
+            "--steps", "20", "--ref-episodes", "1", "--ref-max-score", "1000",
+            "--minari-root", str(tmp_path / "data")]  # fmt: skip
+    DATA.train(DATA.parse(args))
+    err = capfd.readouterr().err
+    assert "step/s" not in err, err  # tqdm's bar
+    assert "\r" not in err, err
+    assert "is set to None" not in err, err
+    assert "settotalmass" not in err.replace("MuJoCo: ", ""), err
+    assert not (tmp_path / "MUJOCO_LOG.TXT").exists()
+
+
+def test_data_command_errors_name_the_flag(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match=r"^--episodes must be an int >= 1, got 0$"):
+        DATA.train(DATA.parse(["--out", str(tmp_path / "x.npz"), "--episodes", "0", "--quiet"]))
+    ogbench_with_minari_options = ["--out", str(tmp_path / "x.npz"), "--steps", "5",
+                                   "--minari-root", str(tmp_path), "--quiet"]  # fmt: skip
+    with pytest.raises(UsageError, match=r"--steps, --minari-root: option\(s\) of --kind minari"):
+        DATA.train(DATA.parse(ogbench_with_minari_options))
+    with pytest.raises(UsageError, match=r"--out: option\(s\) of --kind ogbench"):
+        DATA.train(DATA.parse(["--kind", "minari", "--out", str(tmp_path / "x.npz")]))
+
+
+def test_an_existing_dataset_is_one_line_naming_overwrite(
+    tmp_path: Path, hopper: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["driftql-data", "--kind", "minari", "--env", "Hopper-v5", "--dataset-id",
+            "test/hopper/random-v0", "--steps", "10", "--ref-max-score", "1",
+            "--minari-root", str(hopper), "--quiet"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("rl-train: --dataset-id test/hopper/random-v0: ")
+    assert err[0].endswith("already exists; pass --overwrite to replace it")
+    assert "overwrite=True" not in err[0]

@@ -9,7 +9,8 @@ import pytest
 from rl_buffers import io
 from rl_runtime.config import from_jsonable
 from rl_train.cli import main
-from rl_train.methods.mrq_drq import METHOD, MRQTrainConfig
+from rl_train.method import UsageError
+from rl_train.methods.mrq_drq import METHOD, MRQTrainConfig, configure
 
 # A few hundred steps of the small-width preset: 60 random steps, then syncs every 25 RL
 # updates with a 25-update encoder burst.
@@ -38,8 +39,10 @@ def test_trains_logs_and_checkpoints(tmp_path: Path, algo: str, metrics) -> None
     info = json.loads((run / "config.json").read_text())
     cfg = from_jsonable(MRQTrainConfig, info["config"])
     assert cfg.algo == algo
-    assert cfg.resolved().algorithm == algo
-    assert cfg.resolved().replay.sampling == ("faded" if algo == "drq" else "lap")
+    # config.json holds the agent that trained: DR.Q's settings, on --env.
+    assert cfg.agent.algorithm == algo
+    assert cfg.agent.replay.sampling == ("faded" if algo == "drq" else "lap")
+    assert cfg.agent.env.env_id == info["env"] == "InvertedPendulum-v5"
 
     lines = metrics(run)
     train = [line for line in lines if "train/critic_loss" in line]
@@ -64,16 +67,63 @@ def test_presets_and_drq_switch() -> None:
     assert gym.env == "HalfCheetah-v5"
     assert gym.run.total_steps == 1_000_000
     assert gym.agent.encoder.zs_dim == 512
-    drq = MRQTrainConfig(env="Hopper-v5", algo="drq", agent=gym.agent).resolved()
+    drq = configure(gym, env="Hopper-v5", algo="drq").agent
     assert drq.env.env_id == "Hopper-v5"
     assert (drq.encoder.infonce_weight, drq.encoder.hidden_dim) == (0.1, 750)
     assert drq.replay.sampling == "faded"
+    assert METHOD.parse(["--preset", "gym", "--env", "Hopper-v5", "--algo", "drq"]).agent == drq
 
 
-def test_bad_env_space_is_rejected_by_name(tmp_path: Path) -> None:
+def test_one_option_per_setting(capsys: pytest.CaptureFixture[str]) -> None:
+    """The environment is --env, the algorithm --algo, the run length --total-steps: the agent
+    config's copies are no options, and --agent.* options apply on top of DR.Q's settings."""
+    cfg = METHOD.parse(["--env", "Hopper-v5"])
+    assert (cfg.env, cfg.agent.env.env_id) == ("Hopper-v5", "Hopper-v5")
+    for option in ("--agent.env.env-id", "--agent.schedule.total-steps",
+                   "--agent.schedule.eval-interval", "--agent.schedule.eval-episodes",
+                   "--agent.algorithm"):  # fmt: skip
+        with pytest.raises(SystemExit):
+            METHOD.parse([option, "Hopper-v5"])
+        assert option in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        METHOD.parse(["--help"])
+    shown = capsys.readouterr().out
+    assert "--agent.schedule.random-steps" in shown
+    assert "--agent.env.env-id" not in shown
+    assert "--agent.schedule.total-steps" not in shown
+    drq = METHOD.parse(["--algo", "drq", "--agent.replay.sampling", "lap",
+                        "--agent.encoder.lr", "1e-3"]).agent  # fmt: skip
+    assert (drq.algorithm, drq.replay.sampling, drq.encoder.lr) == ("drq", "lap", 1e-3)
+    assert drq.encoder.infonce_weight == 0.1  # DR.Q's own settings stay
+    with pytest.raises(
+        UsageError, match=r"--drq-as-official-code changes DR\.Q: it needs --algo drq"
+    ):
+        METHOD.parse(["--drq-as-official-code"])
+
+
+def test_bad_env_space_is_rejected_by_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     # Blackjack's observation space is a Tuple, which MR.Q does not take.
-    with pytest.raises(ValueError, match=r"Tuple"):
-        _run(tmp_path, "bad", 10, "--env", "Blackjack-v1")
+    args = ["mrq-drq", "--root", str(tmp_path), "--total-steps", "10", *SHORT]
+    assert main([*args, "--env", "Blackjack-v1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith("rl-train: --env Blackjack-v1: ")
+    assert "Tuple" in err[0]
+
+
+def test_an_env_of_another_suite_names_the_preset(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("dm_control")
+    args = ["mrq-drq", "--root", str(tmp_path), "--total-steps", "10", *SHORT]
+    assert main([*args, "--preset", "dmc", "--env", "Hopper-v5"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("rl-train: --env Hopper-v5: ")
+    assert "the preset's suite is 'dmc'" in err[0]
+    assert "--preset gym" in err[0]
 
 
 @pytest.mark.slow

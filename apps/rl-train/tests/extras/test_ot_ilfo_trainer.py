@@ -17,8 +17,6 @@ DATASET = "test/pendulum-swingup-v0"
 # has been relabelled), a checkpoint at step 300 in the middle of the second episode.
 SHORT = [
     "--random-steps", "100",
-    "--batch-size", "32",
-    "--td3.hidden-sizes", "32", "32",
     "--eval-every", "200",
     "--eval-episodes", "1",
     "--log-every", "100",
@@ -34,14 +32,19 @@ SHORT = [
 @pytest.fixture
 def demos(tmp_path: Path) -> Path:
     root = tmp_path / "datasets"
-    argv = ["--preset", "pendulum-swingup", "--dataset-id", DATASET, "--datasets-root", str(root)]
+    argv = ["--scripted", "pendulum-swingup", "--dataset-id", DATASET, "--minari-root", str(root)]
     DEMOS_METHOD.train(DEMOS_METHOD.parse(argv))
     return root
 
 
+# TD3's own options: with --learner mrq they would be ignored, so they are an error.
+TD3_SHORT = ["--batch-size", "32", "--td3.hidden-sizes", "32", "32"]
+
+
 def _train(tmp: Path, demos: Path, name: str, steps: int, *extra: str) -> Path:
+    learner = [] if "mrq" in extra else TD3_SHORT
     argv = ["--root", str(tmp / "runs"), "--name", name, "--total-steps", str(steps),
-            "--demos", DATASET, "--demos-root", str(demos), *SHORT, *extra]  # fmt: skip
+            "--demos", DATASET, "--minari-root", str(demos), *SHORT, *learner, *extra]  # fmt: skip
     return METHOD.train(METHOD.parse(argv))
 
 
@@ -54,8 +57,9 @@ def test_demos_are_state_only_and_refuse_overwrite(tmp_path: Path, demos: Path) 
     states = load_expert_states(DATASET, root=demos, state_dim=3)
     assert len(states) == 1
     assert states[0].shape == (201, 3)
-    argv = ["--preset", "pendulum-swingup", "--dataset-id", DATASET, "--datasets-root", str(demos)]
-    with pytest.raises(FileExistsError, match="already exists"):
+    argv = ["--scripted", "pendulum-swingup", "--dataset-id", DATASET, "--minari-root", str(demos)]
+    with pytest.raises(UsageError, match=rf"^--dataset-id {DATASET}: .* already exists; pass "
+                       r"--overwrite to replace it$"):  # fmt: skip
         DEMOS_METHOD.train(DEMOS_METHOD.parse(argv))
     with pytest.raises(ValueError, match="at most one of --expert"):
         OTILfODemosConfig(scripted="pendulum-swingup", expert=tmp_path)
@@ -155,7 +159,7 @@ def test_a_td3_run_is_an_expert_read_without_writing_to_it(tmp_path: Path, demos
     (ckpt / ".ckpt-000000000400.pt.abc123.tmp").write_bytes(b"half a checkpoint")
     before = _snapshot(run)
     argv = ["--expert", str(run), "--episodes", "2", "--dataset-id", "test/expert-v0",
-            "--datasets-root", str(tmp_path / "out")]  # fmt: skip
+            "--minari-root", str(tmp_path / "out")]  # fmt: skip
     DEMOS_METHOD.train(DEMOS_METHOD.parse(argv))
     assert _snapshot(run) == before
     states = load_expert_states("test/expert-v0", root=tmp_path / "out", state_dim=3)
@@ -173,7 +177,7 @@ def test_an_mrq_drq_run_is_an_expert(tmp_path: Path) -> None:
     run = tmp_path / "mrq-drq" / "InvertedPendulum-v5" / "0-src"
     before = _snapshot(run)
     argv = ["--env", "InvertedPendulum-v5", "--expert", str(run), "--dataset-id", "test/mrq-v0",
-            "--datasets-root", str(tmp_path / "out")]  # fmt: skip
+            "--minari-root", str(tmp_path / "out")]  # fmt: skip
     DEMOS_METHOD.train(DEMOS_METHOD.parse(argv))
     assert _snapshot(run) == before
     (states,) = load_expert_states("test/mrq-v0", root=tmp_path / "out", state_dim=4)
@@ -185,7 +189,94 @@ def test_an_mrq_drq_run_is_an_expert(tmp_path: Path) -> None:
 
 
 def test_missing_demos_are_named(tmp_path: Path) -> None:
-    from rl_buffers import DatasetNotFoundError
-
-    with pytest.raises(DatasetNotFoundError, match="not found"):
+    with pytest.raises(UsageError, match=rf"^--demos {DATASET}: .*not found.*make it with "
+                       rf"rl-train ot-ilfo-demos --dataset-id {DATASET} \(or pass --minari-root\)$"):  # fmt: skip
         _train(tmp_path, tmp_path / "nowhere", "x", 10)
+
+
+def test_the_demos_command_offers_only_what_it_reads(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        DEMOS_METHOD.parse(["--help"])
+    shown = capsys.readouterr().out
+    for unused in ("--total-steps", "--root", "--resume", "--eval-every", "--datasets-root"):
+        assert unused not in shown
+    assert "--seed" in shown
+    assert "--minari-root" in shown
+    assert DEMOS_METHOD.parse(["--seed", "3"]).seed == 3
+    for option in ("--total-steps", "--preset"):
+        with pytest.raises(SystemExit):
+            DEMOS_METHOD.parse([option, "pendulum-swingup"])
+
+
+def test_one_option_per_setting_in_ot_ilfo(capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = METHOD.parse(["--env", "HalfCheetah-v5", "--learner", "mrq"])
+    assert (cfg.mrq.env.suite, cfg.mrq.env.env_id) == ("gym", "HalfCheetah-v5")  # follows --env
+    assert cfg.td3.horizon == 1000  # the environment's episode length
+    for option in ("--mrq.env.env-id", "--mrq.schedule.total-steps", "--mrq.schedule.random-steps",
+                   "--mrq.algorithm", "--td3.horizon", "--demos-root"):  # fmt: skip
+        with pytest.raises(SystemExit):
+            METHOD.parse([option, "7"])
+        assert option in capsys.readouterr().err
+    # One learner's options with the other learner are an error, not ignored.
+    with pytest.raises(UsageError, match=r"^--td3\.\*, --batch-size: option\(s\) of --learner td3, "
+                       r"not of --learner mrq$"):  # fmt: skip
+        METHOD.parse(["--learner", "mrq", "--td3.tau", "0.01", "--batch-size", "7"])
+    with pytest.raises(UsageError, match=r"^--mrq\.\*: option\(s\) of --learner mrq"):
+        METHOD.parse(["--mrq.replay.batch-size", "16"])
+    assert (
+        METHOD.parse(["--preset", "pendulum-mrq", "--mrq.replay.batch-size", "16"]).learner == "mrq"
+    )
+
+
+def _save_like_an_old_writer(obj: object, path: Path) -> None:
+    """A checkpoint with a valid rl_buffers.io header (format 1) and checksum around a plain
+    ``torch.save`` payload: anyone can write one."""
+    import hashlib
+    import struct
+    from io import BytesIO
+
+    import torch
+
+    buf = BytesIO()
+    torch.save(obj, buf)
+    payload = buf.getvalue()
+    header = struct.pack("<4sIQ32s", b"RLWK", 1, len(payload), hashlib.sha256(payload).digest())
+    path.write_bytes(header + payload)
+
+
+class _RunsOnLoad:
+    """Unpickling this calls ``exec(code)``: the shape of a malicious payload."""
+
+    def __init__(self, code: str) -> None:
+        self.code = code
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return exec, (self.code,)
+
+
+@pytest.mark.parametrize("method", ["mrq-drq", "ot-ilfo"])
+def test_a_crafted_expert_checkpoint_is_refused_and_runs_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], method: str
+) -> None:
+    from rl_train.cli import main
+
+    run = tmp_path / "expert"
+    (run / "checkpoints").mkdir(parents=True)
+    config = {"learner": "td3"} if method == "ot-ilfo" else {}
+    (run / "config.json").write_text(
+        json.dumps({"method": method, "env": "Pendulum-v1", "seed": 0, "config": config})
+    )
+    io.save({"step": 10, "agent": {}}, run / "checkpoints" / "ckpt-000000000010.pt")
+    marker = tmp_path / "ran"
+    newest = run / "checkpoints" / "ckpt-000000000020.pt"
+    _save_like_an_old_writer({"agent": _RunsOnLoad(f"open({str(marker)!r}, 'w').close()")}, newest)
+    argv = ["ot-ilfo-demos", "--expert", str(run), "--dataset-id", "test/x-v0",
+            "--minari-root", str(tmp_path / "out")]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith(f"rl-train: --expert {run}: {newest}: refused"), err[0]
+    assert "builtins.exec" in err[0]
+    assert "nothing in the file was run" in err[0]
+    assert not marker.exists()
+    assert not (tmp_path / "out").exists()

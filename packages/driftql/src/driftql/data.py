@@ -15,7 +15,9 @@ one after the other::
 
 A trajectory of ``L`` rows gives ``L - 1`` transitions; ``terminals`` marks trajectory ends (time
 limits of the collection), never task success. The optional ``next_observations`` key of some
-files is ignored, as OGBench ignores it (next states are the following rows).
+files is ignored, as OGBench ignores it (next states are the following rows). A ``rewards`` key
+(one per row) is read and checked like the others (a NaN in it is an error) but not used:
+rewards come from the task's relabelling below, and the trainer says so in its log.
 
 **Single-task rewards.** For OGBench's single-task variants (``<env>-singletask-task<k>-v0``),
 rewards and masks are relabelled per task id by OGBench's own function
@@ -27,6 +29,11 @@ termination, a trajectory is cut into several episodes after each such transitio
 ``episode_id`` is the trajectory's index), which keeps every transition exactly as OGBench's
 ``(observations, actions, rewards, next_observations, masks)`` has it. Without a task, rewards
 are 0 and nothing terminates (a goal-conditioned dataset).
+
+**The evaluation environment.** :func:`fit_to_env` checks a dataset against the environment
+it will be evaluated in (observation and action sizes, the action box) before any training, and
+gives the :class:`rl_buffers.offline.ActionScale` that maps its actions into the agents'
+``[-1, 1]``: the dataset's recorded action space (Minari records one), else the environment's.
 
 **Degraded data.** :func:`degrade` replaces a fraction of the stored actions by random or noised
 ones (label corruption of an existing dataset). Generating with ``p_random_action > 0``
@@ -49,7 +56,16 @@ import numpy as np
 import numpy.typing as npt
 import torch
 from rl_buffers import ReplayBuffer, TransitionSpec, UniformSampler
-from rl_buffers.offline import DatasetError, Episode, fill_buffer, load_minari, validate_episode
+from rl_buffers.offline import (
+    ActionScale,
+    DatasetError,
+    Episode,
+    fill_buffer,
+    load_minari,
+    validate_episode,
+)
+
+from driftql.evaluation import quiet_ogbench
 
 __all__ = [
     "OGBENCH_REQUIRED_KEYS",
@@ -57,6 +73,7 @@ __all__ = [
     "DegradeMode",
     "dataset_fingerprint",
     "degrade",
+    "fit_to_env",
     "is_singletask_env",
     "load_dataset",
     "load_minari_episodes",
@@ -70,6 +87,7 @@ __all__ = [
 OGBENCH_REQUIRED_KEYS = ("observations", "actions", "terminals")
 """Keys every OGBench ``.npz`` has."""
 _INFO_KEYS = ("qpos", "qvel", "button_states")
+_CHECKED_KEYS = ("rewards",)  # read and checked, not used (rewards come from the task)
 DegradeMode = Literal["uniform", "gaussian"]
 """``"uniform"``: a replaced action is drawn uniformly in ``[-1, 1]^A`` (OGBench's
 ``p_random_action``); ``"gaussian"``: Gaussian noise is added and the result clipped."""
@@ -87,7 +105,8 @@ def read_ogbench_npz(path: str | os.PathLike[str]) -> dict[str, npt.NDArray[Any]
     Returns:
         ``observations`` (N, O) float32, ``actions`` (N, A) float32, ``terminals`` (N,) bool,
         and whichever of ``qpos`` (N, nq), ``qvel`` (N, nv), ``button_states`` (N, nb) the file
-        has (float32 / float32 / int64).
+        has (float32 / float32 / int64), and ``rewards`` (N,) float32 if the file has it
+        (checked, not used by the loaders: see the module doc).
 
     Raises:
         FileNotFoundError: no such file.
@@ -109,7 +128,7 @@ def read_ogbench_npz(path: str | os.PathLike[str]) -> dict[str, npt.NDArray[Any]
                     f"{where}: missing key(s) {missing} (present: {sorted(present)}); an OGBench "
                     f"file needs {list(OGBENCH_REQUIRED_KEYS)}"
                 )
-            for key in (*OGBENCH_REQUIRED_KEYS, *_INFO_KEYS):
+            for key in (*OGBENCH_REQUIRED_KEYS, *_INFO_KEYS, *_CHECKED_KEYS):
                 if key in present:
                     raw[key] = np.asarray(f[key])
     except DatasetError:
@@ -118,7 +137,9 @@ def read_ogbench_npz(path: str | os.PathLike[str]) -> dict[str, npt.NDArray[Any]
         raise DatasetError(f"{where}: cannot read (truncated or corrupt .npz?): {e}") from e
 
     obs, actions, terminals = raw["observations"], raw["actions"], raw["terminals"]
-    for key, ndim in (("observations", 2), ("actions", 2), ("terminals", 1)):
+    dims = [("observations", 2), ("actions", 2), ("terminals", 1)]
+    dims += [(key, 1) for key in _CHECKED_KEYS if key in raw]
+    for key, ndim in dims:
         arr = raw[key]
         if arr.ndim != ndim:
             raise DatasetError(
@@ -165,6 +186,8 @@ def read_ogbench_npz(path: str | os.PathLike[str]) -> dict[str, npt.NDArray[Any]
             out[key] = raw[key].astype(np.float32, copy=False)
     if "button_states" in raw:
         out["button_states"] = raw["button_states"].astype(np.int64, copy=False)
+    if "rewards" in raw:
+        out["rewards"] = raw["rewards"].astype(np.float32, copy=False)
     return out
 
 
@@ -204,7 +227,8 @@ def ogbench_relabel(
         )
     keep = ~raw["terminals"]  # rows that have a next state: the transitions' first states
     dataset = {k: raw[k][keep] for k in need}
-    relabel_dataset(env_id, env, dataset)
+    with quiet_ogbench():
+        relabel_dataset(env_id, env, dataset)
     return (
         np.asarray(dataset["rewards"], dtype=np.float32),
         np.asarray(dataset["masks"], dtype=np.float32),
@@ -340,6 +364,101 @@ def load_dataset(
     if dataset.endswith(".npz"):
         return load_ogbench(dataset, env_id=env_id, env=env)
     return load_minari_episodes(dataset, root=minari_root)
+
+
+# ----------------------------------------------------------------------------- environment
+
+
+def _shape(space: Any) -> tuple[int, ...] | None:
+    shape = getattr(space, "shape", None)
+    return None if shape is None else tuple(int(n) for n in shape)
+
+
+def _bounded(space: Any, where: str) -> ActionScale | None:
+    """The space's :class:`ActionScale`, or None when it has no finite bounds."""
+    try:
+        return ActionScale.from_space(space, where=where)
+    except DatasetError:
+        low, high = getattr(space, "low", None), getattr(space, "high", None)
+        if (
+            low is not None
+            and high is not None
+            and not (np.isfinite(low).all() and np.isfinite(high).all())
+        ):
+            return None
+        raise
+
+
+def fit_to_env(
+    episodes: Sequence[Episode],
+    *,
+    observation_space: Any,
+    action_space: Any,
+    dataset_action_space: Any = None,
+    dataset: str,
+    env_id: str,
+) -> ActionScale:
+    """Check a dataset against its evaluation environment and map its actions to ``[-1, 1]``.
+
+    Every episode's per-step observation and action shapes must be the environment's, and the
+    action box the dataset records (``dataset_action_space``) must be the environment's (the
+    data's actions are the environment's actions). The box whose map is returned is the
+    dataset's if it is bounded, else the environment's; if neither is, the identity (the data
+    must then already be in ``[-1, 1]``, which :func:`make_offline_buffer` checks).
+
+    Args:
+        episodes: The dataset's episodes.
+        observation_space: The evaluation environment's observation space.
+        action_space: Its action space (a Box).
+        dataset_action_space: The action space the dataset records (Minari); None when it
+            records none (OGBench ``.npz``).
+        dataset: Names the dataset in errors.
+        env_id: Names the environment in errors.
+
+    Returns:
+        The map of the dataset's actions onto ``[-1, 1]`` (and of the agent's back).
+
+    Raises:
+        DatasetError: no episodes, or sizes or boxes that differ, naming both sides.
+    """
+    if not episodes:
+        raise DatasetError(f"{dataset}: the dataset has no episodes")
+    env_obs, env_act = _shape(observation_space), _shape(action_space)
+    if env_act is None or getattr(action_space, "n", None) is not None:
+        raise DatasetError(
+            f"the evaluation environment {env_id} has {action_space} actions, not a Box"
+        )
+    for i, ep in enumerate(episodes):
+        data_obs, data_act = tuple(ep.observations.shape[1:]), tuple(ep.actions.shape[1:])
+        episode = f"episode {ep.episode_id if ep.episode_id >= 0 else i}"
+        if data_obs != env_obs:
+            raise DatasetError(
+                f"{dataset} ({episode}) has observations of shape {data_obs}, the evaluation "
+                f"environment {env_id} observes {env_obs}"
+            )
+        if data_act != env_act:
+            raise DatasetError(
+                f"{dataset} ({episode}) has actions of shape {data_act}, the evaluation "
+                f"environment {env_id} takes {env_act}"
+            )
+    env_box = _bounded(action_space, f"the evaluation environment {env_id}'s action space")
+    data_box = None
+    if dataset_action_space is not None:
+        if _shape(dataset_action_space) != env_act:
+            raise DatasetError(
+                f"{dataset} records the action space {dataset_action_space}, the evaluation "
+                f"environment {env_id} takes {action_space}"
+            )
+        data_box = _bounded(dataset_action_space, f"{dataset}'s action space")
+    if data_box is not None and env_box is not None and not data_box.same_box(env_box):
+        raise DatasetError(
+            f"{dataset} records actions in {data_box.describe()}, the evaluation environment "
+            f"{env_id} takes {env_box.describe()}"
+        )
+    scale = data_box or env_box
+    if scale is None:
+        return ActionScale(-np.ones(env_act), np.ones(env_act))
+    return scale
 
 
 # ----------------------------------------------------------------------------- degradation

@@ -56,6 +56,8 @@ from rl_runtime.evaluation import EpisodeRecorder, Step, evaluate, rollout_episo
 from rl_runtime.seeding import derive_seed
 from tqdm import tqdm
 
+from driftql.evaluation import quiet_ogbench
+
 __all__ = [
     "GenerationReport",
     "MinariGenConfig",
@@ -277,13 +279,12 @@ class _PlayCollector:
 
 
 def _refuse_existing(paths: list[Path], overwrite: bool) -> None:
+    """FileExistsError naming the first of ``paths`` that exists, unless ``overwrite``."""
     if overwrite:
         return
-    existing = [str(p) for p in paths if p.exists()]
-    if existing:
-        raise FileExistsError(
-            f"{', '.join(existing)} already exist(s); pass overwrite=True (--overwrite) to replace"
-        )
+    for p in paths:
+        if p.exists():
+            raise FileExistsError(f"{p} already exists; pass overwrite=True to replace it")
 
 
 def generate_ogbench(
@@ -308,10 +309,17 @@ def generate_ogbench(
         FileExistsError: a file exists and ``overwrite`` is False (checked before collecting).
         ImportError: ogbench is not installed (extra ``driftql[ogbench]``).
     """
-    import ogbench  # noqa: F401  (registers the environments)
-
     train_path, val_path = Path(path), ogbench_val_path(path)
     _refuse_existing([train_path, val_path], overwrite)
+    with quiet_ogbench():
+        return _generate_ogbench(cfg, train_path, val_path, overwrite, progress)
+
+
+def _generate_ogbench(
+    cfg: OGBenchGenConfig, train_path: Path, val_path: Path, overwrite: bool, progress: bool
+) -> GenerationReport:
+    import ogbench  # noqa: F401  (registers the environments)
+
     env = gym.make(
         cfg.env_id,
         terminate_at_goal=False,
@@ -513,8 +521,8 @@ def generate_minari(
     target = minari_dataset_dir(cfg.dataset_id, root)
     if target.exists() and not overwrite:
         raise FileExistsError(
-            f"Minari dataset {cfg.dataset_id!r} already exists at {target}; pass overwrite=True "
-            "(--overwrite) to replace it"
+            f"Minari dataset {cfg.dataset_id!r} already exists at {target}; pass "
+            "overwrite=True to replace it"
         )
     expert = expert_policy if expert_policy is not None else policy
     if ref_max_score is None and expert is None:

@@ -14,15 +14,18 @@ scores stored in the dataset's metadata.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 import os
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import numpy.typing as npt
-from rl_buffers.offline import DatasetError, DatasetNotFoundError, minari_dataset_dir
+from rl_buffers.offline import ActionScale, DatasetError, DatasetNotFoundError, minari_dataset_dir
 from rl_runtime.evaluation import Step, rollout_episodes
 
 __all__ = [
@@ -34,6 +37,8 @@ __all__ = [
     "normalized_score",
     "ogbench_env_id",
     "ogbench_success",
+    "quiet_ogbench",
+    "unit_action_env",
 ]
 
 OGBENCH_EVAL_TASK_IDS = (1, 2, 3, 4, 5)
@@ -61,11 +66,67 @@ def ogbench_env_id(env: str, task_id: int) -> str:
     return f"{'-'.join(parts)}-singletask{suffix}-v0"
 
 
-def make_ogbench_env(env: str, task_id: int, **kwargs: Any) -> gym.Env[Any, Any]:
-    """OGBench's single-task environment of ``env`` for task ``task_id`` (needs ``ogbench``)."""
-    import ogbench  # noqa: F401  (registers the environments)
+@contextlib.contextmanager
+def quiet_ogbench() -> Iterator[None]:
+    """Build and run OGBench environments without their noise (see the module doc): GLFW's
+    missing-display warning and gymnasium's float32-precision warnings are not shown, and a
+    handler that dm_control's logging gives the root logger is removed again on the way out."""
+    root = logging.getLogger()
+    before = list(root.handlers)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", r".*DISPLAY environment variable is missing")
+            warnings.filterwarnings("ignore", r".*precision lowered by casting to float32")
+            yield
+    finally:
+        for handler in root.handlers[:]:
+            if handler not in before:
+                root.removeHandler(handler)
 
-    return gym.make(ogbench_env_id(env, task_id), **kwargs)
+
+class _FixedSpaces(gym.Wrapper[Any, Any, Any, Any]):
+    """OGBench builds its action space anew, with float64 bounds, at every access (and gymnasium
+    warns each time): this wrapper keeps the spaces built once, quietly, at construction."""
+
+    def __init__(self, env: gym.Env[Any, Any]) -> None:
+        super().__init__(env)
+        with quiet_ogbench():
+            self.observation_space = env.observation_space
+            self.action_space = env.action_space
+
+
+def make_ogbench_env(env: str, task_id: int, **kwargs: Any) -> gym.Env[Any, Any]:
+    """OGBench's single-task environment of ``env`` for task ``task_id`` (needs ``ogbench``),
+    built under :func:`quiet_ogbench`, with its spaces built once."""
+    with quiet_ogbench():
+        import ogbench  # noqa: F401  (registers the environments)
+
+        return _FixedSpaces(gym.make(ogbench_env_id(env, task_id), **kwargs))
+
+
+def unit_action_env(env: gym.Env[Any, Any], scale: ActionScale) -> gym.Env[Any, Any]:
+    """``env`` acting in ``[-1, 1]``: each action goes through ``scale.to_box`` (clipped to the
+    box) before ``env.step``. For the unit box itself ``env`` is returned unchanged.
+
+    Args:
+        env: A Box-action environment.
+        scale: The map between ``env``'s actions (the dataset's) and ``[-1, 1]``.
+
+    Raises:
+        ValueError: the shapes of ``scale`` and ``env``'s action space differ.
+    """
+    space = env.action_space
+    if not isinstance(space, gym.spaces.Box) or tuple(space.shape) != scale.shape:
+        raise ValueError(f"unit_action_env: {space} does not match {scale!r}")
+    if scale.is_identity:
+        return env
+    dtype = space.dtype
+
+    def to_env(action: Any) -> npt.NDArray[Any]:
+        return scale.to_box(action).astype(dtype)
+
+    unit = gym.spaces.Box(-1.0, 1.0, scale.shape, np.float32)
+    return gym.wrappers.TransformAction(env, to_env, unit)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,9 +191,10 @@ def ogbench_success(
         if step.terminated or step.truncated:
             successes.append(bool(step.info.get("success", False)))
 
-    result = rollout_episodes(
-        clipped, env, episodes=episodes, seed=seed, stream="eval", on_step=record_success
-    )
+    with quiet_ogbench():
+        result = rollout_episodes(
+            clipped, env, episodes=episodes, seed=seed, stream="eval", on_step=record_success
+        )
     return tuple(successes), result.returns, result.lengths
 
 

@@ -8,11 +8,16 @@ optimal-transport rewards of the whole episode against it and ``extend``s the ep
 wrapped buffer with those rewards. The environment's reward is discarded (the loop still sums
 it for the true return). Nothing but the finished episode is written, and the staged steps are
 part of the state, so a run checkpointed mid-episode resumes exactly.
+
+A solve that does not converge warns (:class:`ot_ilfo.rewards.OTConvergenceWarning`) once per
+store, for its first episode that warns; every episode's :class:`EpisodeStats` records whether
+its solve converged and what it warned, so a long run is not one warning per episode.
 """
 
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
@@ -21,7 +26,7 @@ import torch
 from rl_buffers import ReplayBuffer
 from torch import Tensor
 
-from ot_ilfo.rewards import OTResult, OTRewarder
+from ot_ilfo.rewards import OTConvergenceWarning, OTResult, OTRewarder
 
 __all__ = ["EpisodeStats", "OTRelabelStore"]
 
@@ -46,6 +51,8 @@ class EpisodeStats(NamedTuple):
     """Whether the transport solve converged."""
     solve_seconds: float
     """Wall time of the reward computation (cost matrix, plan, rewards)."""
+    warnings: tuple[str, ...] = ()
+    """What the solve warned (non-convergence, a fallback); empty when nothing."""
 
 
 class OTRelabelStore:
@@ -91,6 +98,7 @@ class OTRelabelStore:
         self.rewarder = rewarder
         self.state_dims = dims
         self.on_episode = on_episode
+        self._warned = False  # an OT warning was shown (display only, not state)
         self.generator = torch.Generator().manual_seed(seed)
         self.episodes = 0
         self.last_result: OTResult | None = None
@@ -168,8 +176,20 @@ class OTRelabelStore:
             actions = st["action"].double().reshape(st["action"].shape[0], -1).numpy()
         expert = int(torch.randint(self.rewarder.num_experts, (1,), generator=self.generator))
         t0 = time.perf_counter()
-        result = self.rewarder.rewards(states, actions, expert_index=expert)
+        with warnings.catch_warnings():
+            # Recorded in the stats (below); shown once per store, not once per episode.
+            warnings.simplefilter("ignore", OTConvergenceWarning)
+            result = self.rewarder.rewards(states, actions, expert_index=expert)
         seconds = time.perf_counter() - t0
+        if result.info.warnings and not self._warned:
+            self._warned = True
+            warnings.warn(
+                OTConvergenceWarning(
+                    f"episode {self.episodes}: {'; '.join(result.info.warnings)} (shown once; "
+                    "the episode statistics record every solve's convergence)"
+                ),
+                stacklevel=2,
+            )
         self.buffer.extend(
             st["obs"],
             st["action"],
@@ -188,6 +208,7 @@ class OTRelabelStore:
             expert_index=expert,
             converged=result.info.converged,
             solve_seconds=seconds,
+            warnings=result.info.warnings,
         )
         self.episodes += 1
         if self.on_episode is not None:

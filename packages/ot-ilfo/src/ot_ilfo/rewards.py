@@ -177,6 +177,8 @@ class SolveInfo:
     """Largest absolute deviation of the plan's marginals from the targets."""
     fell_back: bool = False
     """``sinkhorn`` was switched to ``sinkhorn_log`` because the kernel would underflow."""
+    warnings: tuple[str, ...] = ()
+    """The messages of the :class:`OTConvergenceWarning` s this solve emitted."""
 
 
 def solve_coupling(
@@ -220,15 +222,14 @@ def solve_coupling(
     a = np.full(n, 1.0 / n) if a is None else a
     b = np.full(m, 1.0 / m) if b is None else b
     fell_back = False
+    notes: list[str] = []
     spread = float(cost.max() - cost.min())
     if solver == "sinkhorn" and spread / reg > _MAX_KERNEL_EXPONENT:
-        warnings.warn(
-            OTConvergenceWarning(
-                f"sinkhorn: cost spread {spread:.4g} / reg {reg:g} = {spread / reg:.4g} would "
-                "underflow exp(-C / reg); solving in the log domain instead"
-            ),
-            stacklevel=2,
+        notes.append(
+            f"sinkhorn: cost spread {spread:.4g} / reg {reg:g} = {spread / reg:.4g} would "
+            "underflow exp(-C / reg); solving in the log domain instead"
         )
+        warnings.warn(OTConvergenceWarning(notes[-1]), stacklevel=2)
         solver, fell_back = "sinkhorn_log", True
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -262,17 +263,15 @@ def solve_coupling(
     marginal_error = max(
         float(np.abs(plan.sum(axis=1) - a).max()), float(np.abs(plan.sum(axis=0) - b).max())
     )
-    info = SolveInfo(solver, converged, iterations, marginal_error, fell_back)
     messages = [str(w.message) for w in caught]
     if not converged or messages:
         detail = "; ".join(messages) if messages else "iteration cap reached"
-        warnings.warn(
-            OTConvergenceWarning(
-                f"{solver} (reg {reg:g}, {n}x{m}): not converged after {iterations} iterations, "
-                f"marginal error {marginal_error:.3g}: {detail}"
-            ),
-            stacklevel=2,
+        notes.append(
+            f"{solver} (reg {reg:g}, {n}x{m}): not converged after {iterations} iterations, "
+            f"marginal error {marginal_error:.3g}: {detail}"
         )
+        warnings.warn(OTConvergenceWarning(notes[-1]), stacklevel=2)
+    info = SolveInfo(solver, converged, iterations, marginal_error, fell_back, tuple(notes))
     return plan, info
 
 

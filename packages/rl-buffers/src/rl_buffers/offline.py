@@ -18,6 +18,17 @@ axis, in the order of ``obs_keys`` when given, else in the dataset's observation
 (the order ``gymnasium.spaces.flatten`` uses). Values are concatenated as they are (a discrete
 leaf stays one integer column, it is not one-hot encoded). :func:`load_minari_goal_episodes`
 keeps the goal keys apart for hindsight relabelling instead.
+
+**Actions.** A dataset's actions are in its action space's units (``[-3, 3]`` for
+InvertedPendulum-v5); agents that act in ``[-1, 1]`` use :class:`ActionScale`: its
+:meth:`~ActionScale.episodes_to_unit` maps the stored actions into ``[-1, 1]`` and its
+:meth:`~ActionScale.to_box` maps an agent's action back for the environment.
+
+**Environments.** A dataset records the environment it came from (``env_spec``) and the one to
+evaluate on (``eval_env_spec``) as data. Minari's ``recover_environment`` builds them by
+importing and calling the ``entry_point`` the metadata names, so a crafted ``metadata.json`` runs
+any function; :func:`make_minari_env` reads the spec as data and builds only an environment that
+is registered with gymnasium under the same id and entry point, with no extra wrappers.
 """
 
 from __future__ import annotations
@@ -29,6 +40,7 @@ import os
 import shutil
 import tempfile
 import threading
+import warnings
 from collections.abc import Generator, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
@@ -42,6 +54,7 @@ from rl_buffers.io import atomic_write
 from rl_buffers.spec import TransitionSpec
 
 __all__ = [
+    "ActionScale",
     "DatasetError",
     "DatasetNotFoundError",
     "Episode",
@@ -51,7 +64,10 @@ __all__ = [
     "fill_buffer",
     "load_minari",
     "load_minari_goal_episodes",
+    "make_minari_env",
     "minari_dataset_dir",
+    "minari_env_spec",
+    "minari_spaces",
     "save_minari",
     "validate_episode",
 ]
@@ -323,6 +339,144 @@ def _flatten_obs(
     return np.concatenate([leaf.astype(dtype, copy=False) for leaf in leaves], axis=1)
 
 
+# ----------------------------------------------------------------------------- actions
+
+
+def _box_text(low: npt.NDArray[np.float64], high: npt.NDArray[np.float64]) -> str:
+    """``[-3, 3]`` for a box with the same bounds in every dimension, else both bound lists."""
+    if low.size and (low == low.flat[0]).all() and (high == high.flat[0]).all():
+        return f"[{low.flat[0]:g}, {high.flat[0]:g}]"
+    return f"[{low.tolist()}, {high.tolist()}]"
+
+
+class ActionScale:
+    """The affine map between a Box action space ``[low, high]`` and the agents' ``[-1, 1]``.
+
+    ``to_unit(a) = 2 (a - low) / (high - low) - 1`` takes a dataset's (an environment's) actions
+    into the agents' box; ``to_box(u) = low + (u + 1) (high - low) / 2`` takes an agent's action
+    back to the environment. Both compute in float64. For ``[-1, 1]`` itself the map is the
+    identity and :meth:`episodes_to_unit` returns the episodes untouched (same bits).
+
+    Args:
+        low: ``action_shape`` lower bounds, finite.
+        high: ``action_shape`` upper bounds, finite and above ``low`` everywhere.
+        where: Names the space in error messages (``"dataset 'x-v0': action space"``).
+
+    Raises:
+        DatasetError: the bounds differ in shape, are not finite, or ``high <= low`` somewhere.
+    """
+
+    __slots__ = ("high", "low")
+
+    low: npt.NDArray[np.float64]
+    """``action_shape`` lower bounds (float64)."""
+    high: npt.NDArray[np.float64]
+    """``action_shape`` upper bounds (float64)."""
+
+    def __init__(
+        self, low: npt.ArrayLike, high: npt.ArrayLike, *, where: str = "action space"
+    ) -> None:
+        lo = np.asarray(low, dtype=np.float64)
+        hi = np.asarray(high, dtype=np.float64)
+        if lo.shape != hi.shape:
+            raise DatasetError(f"{where}: bounds of shapes {lo.shape} and {hi.shape} differ")
+        if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
+            raise DatasetError(
+                f"{where}: Box {_box_text(lo, hi)} is unbounded, so there is no map onto the "
+                "agents' [-1, 1]"
+            )
+        if not (hi > lo).all():
+            raise DatasetError(f"{where}: Box {_box_text(lo, hi)} has high <= low")
+        self.low = lo
+        self.high = hi
+
+    @classmethod
+    def from_space(cls, space: Any, *, where: str = "action space") -> ActionScale:
+        """The map of a ``gymnasium.spaces.Box`` (anything with ``low``, ``high``, ``shape``).
+
+        Raises:
+            DatasetError: not a Box (a Discrete space has ``n``), or bounds as in the class doc.
+        """
+        if getattr(space, "n", None) is not None or not hasattr(space, "low"):
+            raise DatasetError(f"{where}: {space} is not a Box; only Box actions are rescaled")
+        return cls(space.low, space.high, where=where)
+
+    def __repr__(self) -> str:
+        return f"ActionScale({_box_text(self.low, self.high)})"
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """``action_shape``."""
+        return tuple(int(n) for n in self.low.shape)
+
+    @property
+    def is_identity(self) -> bool:
+        """The box is ``[-1, 1]`` in every dimension."""
+        return bool((self.low == -1.0).all() and (self.high == 1.0).all())
+
+    def same_box(self, other: ActionScale, *, atol: float = 1e-6) -> bool:
+        """Whether ``other`` has the same shape and bounds (within ``atol``)."""
+        return (
+            self.shape == other.shape
+            and bool(np.allclose(self.low, other.low, rtol=0.0, atol=atol))
+            and bool(np.allclose(self.high, other.high, rtol=0.0, atol=atol))
+        )
+
+    def describe(self) -> str:
+        """``"[-3, 3]"``, or both bound lists when they differ across dimensions."""
+        return _box_text(self.low, self.high)
+
+    def to_unit(self, actions: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """``(..., *action_shape)`` actions in ``[low, high]`` -> ``[-1, 1]`` (not clipped)."""
+        a = np.asarray(actions, dtype=np.float64)
+        return 2.0 * (a - self.low) / (self.high - self.low) - 1.0
+
+    def to_box(self, actions: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """``(..., *action_shape)`` actions in ``[-1, 1]`` -> ``[low, high]``, clipped to the box."""
+        u = np.asarray(actions, dtype=np.float64)
+        return np.clip(self.low + (u + 1.0) * 0.5 * (self.high - self.low), self.low, self.high)
+
+    def episodes_to_unit(
+        self, episodes: Sequence[Episode], *, where: str, tolerance: float = 1e-3
+    ) -> list[Episode]:
+        """The episodes with their actions mapped into ``[-1, 1]`` (same dtype as stored).
+
+        Actions that the map sends at most ``tolerance`` beyond ``[-1, 1]`` (float rounding of
+        actions stored at the box's edge) are clipped onto it; further out is an error.
+
+        Args:
+            episodes: Episodes with float actions ``(T, *action_shape)``.
+            where: Names the dataset in error messages.
+            tolerance: Allowed excursion beyond ``[-1, 1]`` after the map.
+
+        Raises:
+            DatasetError: an episode's actions are not floats of ``action_shape``, or lie
+                outside the box by more than ``tolerance`` (naming the episode and the value).
+        """
+        if self.is_identity:
+            return list(episodes)
+        out: list[Episode] = []
+        for i, ep in enumerate(episodes):
+            actions = np.asarray(ep.actions)
+            here = f"{where}, episode {ep.episode_id if ep.episode_id >= 0 else i}"
+            if actions.dtype.kind != "f" or tuple(actions.shape[1:]) != self.shape:
+                raise DatasetError(
+                    f"{here}: key 'actions' has per-step shape {tuple(actions.shape[1:])} and "
+                    f"dtype {actions.dtype}; the action space is a float Box of shape {self.shape}"
+                )
+            unit = self.to_unit(actions)
+            worst = float(np.abs(unit).max()) if unit.size else 0.0
+            if worst > 1.0 + tolerance:
+                t = np.unravel_index(int(np.argmax(np.abs(unit))), unit.shape)
+                raise DatasetError(
+                    f"{here}: key 'actions' holds {float(actions[t]):.4g} at index "
+                    f"{tuple(int(k) for k in t)}, outside the action space {self.describe()}"
+                )
+            unit = np.clip(unit, -1.0, 1.0)
+            out.append(ep._replace(actions=unit.astype(actions.dtype)))
+        return out
+
+
 # ----------------------------------------------------------------------------- loading
 
 
@@ -452,6 +606,19 @@ def load_minari(
             check_episode_against_spec(episode, spec, where=where)
         episodes.append(episode)
     return episodes
+
+
+def minari_spaces(
+    dataset_id: str, *, root: str | os.PathLike[str] | None = None
+) -> tuple[Any, Any]:
+    """``(observation_space, action_space)`` a local Minari dataset records (gymnasium spaces).
+
+    Raises:
+        DatasetNotFoundError: the dataset is not under the root.
+        DatasetError: the dataset cannot be opened.
+    """
+    dataset, _ = _open_dataset(dataset_id, root)
+    return dataset.observation_space, dataset.action_space
 
 
 def _check_action_space_against_spec(
@@ -590,6 +757,155 @@ def load_minari_goal_episodes(
             )
         )
     return out
+
+
+# ----------------------------------------------------------------------------- environments
+
+# Make arguments that change how an environment is shown, not what it is.
+_DISPLAY_KWARGS = frozenset({"render_mode"})
+
+
+def _wrapper_name(wrapper: object) -> str:
+    """A recorded wrapper spec's ``name`` (gymnasium's ``WrapperSpec`` as JSON), else its text."""
+    if isinstance(wrapper, dict):
+        fields: dict[str, Any] = wrapper  # pyright: ignore[reportUnknownVariableType]
+        return str(fields.get("name", fields))
+    return str(wrapper)
+
+
+def minari_env_spec(
+    dataset_id: str, *, root: str | os.PathLike[str] | None = None, eval_env: bool = True
+) -> dict[str, Any] | None:
+    """The environment spec a local Minari dataset records, as JSON data (nothing is imported).
+
+    Args:
+        dataset_id: Minari id.
+        root: Datasets root (``None``: ``$MINARI_DATASETS_PATH`` or ``~/.minari/datasets``).
+        eval_env: Prefer ``eval_env_spec`` (the evaluation environment) over ``env_spec``.
+
+    Returns:
+        The spec's fields (``id``, ``entry_point``, ``kwargs``, ``max_episode_steps``,
+        ``additional_wrappers``, ...), or None when the dataset records none.
+
+    Raises:
+        DatasetNotFoundError: the dataset is not under the root.
+        DatasetError: ``metadata.json`` or the spec in it is not valid JSON.
+    """
+    import json
+
+    path = minari_dataset_dir(dataset_id, root) / "data" / "metadata.json"
+    if not path.is_file():
+        raise DatasetNotFoundError(
+            f"Minari dataset {dataset_id!r} not found under {_datasets_root(root)} "
+            f"(looked for {path})"
+        )
+    try:
+        metadata: object = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DatasetError(f"dataset {dataset_id!r}: {path} is not valid JSON: {e}") from e
+    if not isinstance(metadata, dict):
+        raise DatasetError(f"dataset {dataset_id!r}: {path} is not a JSON object")
+    fields: dict[str, Any] = metadata  # pyright: ignore[reportUnknownVariableType]
+    keys = ("eval_env_spec", "env_spec") if eval_env else ("env_spec",)
+    for key in keys:
+        raw = fields.get(key)
+        if raw is None:
+            continue
+        try:
+            spec: object = json.loads(raw) if isinstance(raw, str) else raw
+        except json.JSONDecodeError as e:
+            raise DatasetError(f"dataset {dataset_id!r}: key {key!r} is not valid JSON: {e}") from e
+        if not isinstance(spec, dict):
+            raise DatasetError(f"dataset {dataset_id!r}: key {key!r} is not a JSON object")
+        out: dict[str, Any] = dict(spec)  # pyright: ignore[reportUnknownArgumentType]
+        out["_key"] = key
+        return out
+    return None
+
+
+def make_minari_env(
+    dataset_id: str,
+    *,
+    root: str | os.PathLike[str] | None = None,
+    eval_env: bool = True,
+    flag: str = "an environment id",
+) -> Any:
+    """Build the environment a local Minari dataset records, without running its metadata.
+
+    The dataset's ``eval_env_spec`` (else ``env_spec``) is read as data
+    (:func:`minari_env_spec`). The environment is built with ``gymnasium.make(id)`` only if
+    ``id`` is registered with gymnasium, the registered entry point is the one the dataset
+    names, the dataset adds no wrappers and passes no make arguments other than the
+    registered ones (``render_mode`` aside); ``max_episode_steps`` is taken from the dataset.
+    Nothing the metadata names is imported or called (Minari's ``recover_environment`` would
+    import and call its ``entry_point``).
+
+    Args:
+        dataset_id: Minari id.
+        root: Datasets root.
+        eval_env: Prefer the evaluation environment's spec.
+        flag: How the caller passes an environment explicitly, named in the errors
+            (``"--eval-env ID"``).
+
+    Returns:
+        The environment (a ``gymnasium.Env``).
+
+    Raises:
+        DatasetNotFoundError: the dataset is not under the root.
+        DatasetError: the dataset records no environment, or one this function refuses to
+            build (each message names the dataset, the spec's key, the reason and ``flag``).
+    """
+    gym: Any = _import("gymnasium")
+    spec = minari_env_spec(dataset_id, root=root, eval_env=eval_env)
+    if spec is None:
+        raise DatasetError(
+            f"dataset {dataset_id!r} records no environment (no eval_env_spec or env_spec in its "
+            f"metadata); pass {flag}"
+        )
+    where = f"dataset {dataset_id!r}: its {spec.pop('_key')}"
+    env_id = spec.get("id")
+    if not isinstance(env_id, str) or not env_id:
+        raise DatasetError(f"{where} has no environment id; pass {flag}")
+    registered = gym.registry.get(env_id)
+    if registered is None:
+        raise DatasetError(
+            f"{where} names {env_id!r}, which is not registered with gymnasium (an unregistered "
+            f"spec would have to import and call its entry point {spec.get('entry_point')!r}); "
+            f"pass {flag}"
+        )
+    if not isinstance(registered.entry_point, str) or registered.entry_point != spec.get(
+        "entry_point"
+    ):
+        raise DatasetError(
+            f"{where} gives {env_id!r} the entry point {spec.get('entry_point')!r}, but the "
+            f"registered one is {registered.entry_point!r}; refusing to build it: pass {flag}"
+        )
+    wrappers: list[Any] = list(spec.get("additional_wrappers") or [])
+    if wrappers:
+        names = [_wrapper_name(w) for w in wrappers]
+        raise DatasetError(
+            f"{where} adds wrappers {names} to {env_id!r}, which are not rebuilt from a "
+            f"dataset; pass {flag}"
+        )
+    kwargs: object = spec.get("kwargs") or {}
+    registered_kwargs: dict[str, Any] = dict(registered.kwargs or {})
+    if not isinstance(kwargs, dict):
+        raise DatasetError(f"{where}: 'kwargs' is not a JSON object; pass {flag}")
+    given: dict[str, Any] = dict(kwargs)  # pyright: ignore[reportUnknownArgumentType]
+    differ = sorted(
+        k
+        for k in set(given) | set(registered_kwargs)
+        if k not in _DISPLAY_KWARGS and given.get(k) != registered_kwargs.get(k)
+    )
+    if differ:
+        raise DatasetError(
+            f"{where} makes {env_id!r} with arguments {differ} other than the registered ones; "
+            f"they are not passed on from a dataset: pass {flag}"
+        )
+    steps = spec.get("max_episode_steps")
+    if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 1):
+        raise DatasetError(f"{where}: 'max_episode_steps' is {steps!r}, not a positive integer")
+    return gym.make(env_id, max_episode_steps=steps)
 
 
 def fill_buffer(buffer: SupportsAdd, episodes: Iterable[Episode], *, per_step: bool = False) -> int:
@@ -775,7 +1091,11 @@ def save_minari(
     root_dir.mkdir(parents=True, exist_ok=True)
     tmp_root = Path(tempfile.mkdtemp(prefix=".rlbuffers-tmp-", dir=root_dir))
     try:
-        with _minari_root(tmp_root):
+        with _minari_root(tmp_root), warnings.catch_warnings():
+            # Minari advises on metadata for publishing (author, code_permalink, eval_env...):
+            # what the caller left out is the caller's choice, not news on every write.
+            warnings.filterwarnings("ignore", r"`\w+` is set to None", UserWarning)
+            warnings.filterwarnings("ignore", r"env_spec is None", UserWarning)
             minari.create_dataset_from_buffers(
                 dataset_id=dataset_id,
                 buffer=buffers,

@@ -154,7 +154,9 @@ def ppo_loss(
             "actor_loss": actor_loss.detach(),
             "critic_loss": critic_loss.detach(),
             "entropy": entropy_mean.detach(),
-            "approx_kl": ((ratio_d - 1.0) - log_ratio_d).mean(),
+            "approx_kl": (
+                torch.expm1(log_ratio_d) - log_ratio_d
+            ).mean(),  # r - 1 - log r, exact near r = 1
             "clip_fraction": ((ratio_d - 1.0).abs() > clip_coef).to(ratio_d.dtype).mean(),
         }
     return loss, metrics

@@ -7,7 +7,10 @@ in ``pyproject.toml``. Method modules import packages, never each other; two sub
 share code live in one module, registered twice under different attributes (``ot-ilfo`` and
 ``ot-ilfo-demos``). Modules are imported only when their subcommand runs, so
 ``rl-train --help``, ``plot`` and the other methods do not pay for (or break on) a method's
-dependencies; a method whose extra is not installed stops with one line naming it.
+dependencies; a method whose extra is not installed stops with one line naming it. What method
+modules share about the command line (settings derived from other options, nested fields that
+are no option, subcommands that are not training runs) is in ``_support``, which is not a
+method.
 """
 
 from __future__ import annotations

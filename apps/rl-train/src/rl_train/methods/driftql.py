@@ -4,24 +4,31 @@
 FQL with its published cube-single settings (``driftql.task_preset``) on that file, with rewards
 relabelled for OGBench's task ``--task-id`` and evaluated on OGBench's own single-task
 environment (``eval/success``). A dataset that is not a ``.npz`` path is a local Minari id;
-evaluation then runs the dataset's environment and logs ``eval/normalized_score`` from its
-reference scores. ``--degrade-p 0.3`` trains on a degraded copy (a fraction of the actions
-replaced, see ``driftql.data.degrade``).
+evaluation then runs the environment the dataset records (built only if gymnasium has it
+registered under the same id and entry point, see ``rl_buffers.offline.make_minari_env``; else
+``--eval-env ID``) and logs ``eval/normalized_score`` from its reference scores. The dataset is
+checked against the evaluation environment before training (observation and action sizes,
+action box), and its actions are mapped from their box into the agents' ``[-1, 1]`` and back at
+the environment (``driftql.data.fit_to_env``, ``driftql.evaluation.unit_action_env``).
+``--degrade-p 0.3`` trains on a degraded copy (a fraction of the actions replaced, see
+``driftql.data.degrade``).
 
 The agent's options are ``driftql.AgentConfig``'s own fields (``--agent.actor.alpha``,
 ``--agent.drift.temperature``, ``--agent.critic.hidden-sizes``, ``--agent.optim.batch-size``,
 ...), whose defaults are the task's published settings: ``rl-train driftql --task hopper --help``
-shows them.
+shows them. The algorithm is ``--algo`` (the agent's own ``algo`` field is not an option).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Mapping, Sequence
+import logging
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+import gymnasium as gym
 import numpy as np
 import torch
 from driftql.agent import make_agent
@@ -30,6 +37,7 @@ from driftql.data import (
     DegradeMode,
     dataset_fingerprint,
     degrade,
+    fit_to_env,
     load_minari_episodes,
     make_offline_buffer,
     ogbench_episodes,
@@ -42,19 +50,29 @@ from driftql.evaluation import (
     normalized_score,
     ogbench_env_id,
     ogbench_success,
+    unit_action_env,
 )
 from rl_buffers import io
-from rl_buffers.offline import DatasetError, Episode, minari_dataset_dir
+from rl_buffers.offline import (
+    DatasetError,
+    DatasetNotFoundError,
+    Episode,
+    make_minari_env,
+    minari_spaces,
+)
 from rl_runtime.config import RunConfig, RunOptions, config_changes, to_jsonable
-from rl_runtime.evaluation import agent_policy, evaluate
+from rl_runtime.evaluation import Policy, agent_policy, evaluate
 from rl_runtime.logger import Scalar
 from rl_runtime.offline import SeededBatches, train_offline
-from rl_runtime.run import Run, open_run
+from rl_runtime.run import Run, make_env_checked, open_run
 from rl_runtime.seeding import derive_seed
 
-from rl_train.method import Method, UsageError
+from rl_train.method import UsageError
+from rl_train.methods._support import DerivedMethod, quiet_mujoco
 
-__all__ = ["METHOD", "DriftQLTrainConfig", "TaskMethod", "train"]
+__all__ = ["METHOD", "DriftQLTrainConfig", "train"]
+
+LOG = logging.getLogger("rlworks")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,8 +91,11 @@ class DriftQLTrainConfig:
     algo: Algo = "driftql"
     """DriftQL, FQL (flow BC + one-step policy) or plain BC."""
     task_id: int = 0
-    """OGBench single-task id 1..5 for rewards and evaluation; 0 is the environment's default
-    task (OGBench's singletask-v0: task 2 for cube and scene)."""
+    """OGBench data: single-task id 1..5 for rewards and evaluation; 0 is the environment's
+    default task (OGBench's singletask-v0: task 2 for cube and scene)."""
+    eval_env: str = ""
+    """Minari data: the Gymnasium id to evaluate on. Empty: the environment the dataset
+    records, built only if gymnasium has it registered under the same id and entry point."""
     agent: AgentConfig = dataclasses.field(default_factory=AgentConfig)
     """The agent's hyperparameters (driftql.AgentConfig). On the command line their defaults are
     the task's published settings, driftql.task_preset(task_name, algo), with the preset's
@@ -119,23 +140,44 @@ class DriftQLTrainConfig:
         return resolve_task(name) or name
 
 
-Evaluator = Callable[[], Mapping[str, Scalar]]
+class _Data(NamedTuple):
+    """A dataset and where it is evaluated."""
+
+    episodes: list[Episode]
+    """The dataset, in its own action units."""
+    env: gym.Env[Any, Any]
+    """The evaluation environment, in its own action units."""
+    env_id: str
+    """The evaluation environment's id."""
+    action_space: Any
+    """The action space the dataset records (None: it records none)."""
+    evaluate: Callable[[Policy, gym.Env[Any, Any]], dict[str, Scalar]]
+    """``(policy, env) -> eval/ metrics``."""
 
 
-def _ogbench_data(
-    cfg: DriftQLTrainConfig, run: Run, agent_box: list[Any]
-) -> tuple[list[Episode], Evaluator, Any]:
+def _ogbench_data(cfg: DriftQLTrainConfig, run: Run) -> _Data:
     """Relabelled episodes, and a success-rate evaluator on OGBench's own environment."""
     env_id = ogbench_env_id(cfg.task_name, cfg.task_id)
     raw = read_ogbench_npz(cfg.dataset)  # a bad file fails before the slow environment build
-    env = make_ogbench_env(cfg.task_name, cfg.task_id)
+    if "rewards" in raw:
+        run.log.info(
+            "OGBench %s: its 'rewards' key is not used; rewards come from the task (%s)",
+            cfg.dataset,
+            env_id,
+        )
+    try:
+        env = make_ogbench_env(cfg.task_name, cfg.task_id)
+    except gym.error.Error as e:
+        raise UsageError(
+            f"--task {cfg.task_name}: OGBench has no environment {env_id} ({e}); name the "
+            "environment family with --task (cube-single, puzzle-3x3, scene, ...)"
+        ) from e
     rewards, masks = ogbench_relabel(raw, env, env_id)
     episodes = ogbench_episodes(raw, rewards=rewards, masks=masks, where=f"OGBench {cfg.dataset}")
     run.log.info("OGBench %s: rewards relabelled for %s", cfg.dataset, env_id)
     rc = run.run_cfg
 
-    def evaluate_success() -> dict[str, Scalar]:
-        policy = agent_policy(agent_box[0], env.action_space, run.device)
+    def evaluate_success(policy: Policy, env: gym.Env[Any, Any]) -> dict[str, Scalar]:
         # Episode i starts from episode_seed(seed, "eval", i), as every evaluation.
         successes, returns, lengths = ogbench_success(
             policy, env, episodes=rc.eval_episodes, seed=rc.seed
@@ -146,18 +188,19 @@ def _ogbench_data(
             "eval/length": float(np.mean(lengths)),
         }
 
-    return episodes, evaluate_success, env
+    return _Data(episodes, env, env_id, None, evaluate_success)
 
 
-def _minari_data(
-    cfg: DriftQLTrainConfig, run: Run, agent_box: list[Any]
-) -> tuple[list[Episode], Evaluator, Any]:
-    """Minari episodes, and a return / normalised-score evaluator on the dataset's environment."""
-    import minari
-
+def _minari_data(cfg: DriftQLTrainConfig, run: Run) -> _Data:
+    """Minari episodes, and a return / normalised-score evaluator on the dataset's environment
+    (or ``--eval-env``)."""
     episodes = load_minari_episodes(cfg.dataset, root=cfg.minari_root)
-    data_path = minari_dataset_dir(cfg.dataset, cfg.minari_root) / "data"
-    env = minari.MinariDataset(data_path).recover_environment(eval_env=True)
+    _, action_space = minari_spaces(cfg.dataset, root=cfg.minari_root)
+    if cfg.eval_env:
+        env = make_env_checked(cfg.eval_env, flag="--eval-env")
+    else:  # the dataset's metadata is data: nothing it names is imported or called
+        env = make_minari_env(cfg.dataset, root=cfg.minari_root, flag="--eval-env ID")
+    env_id = env.spec.id if env.spec is not None else cfg.eval_env
     try:
         ref: tuple[float, float] | None = minari_reference_scores(cfg.dataset, root=cfg.minari_root)
     except DatasetError as e:
@@ -165,15 +208,25 @@ def _minari_data(
         ref = None
     rc = run.run_cfg
 
-    def evaluate_score() -> dict[str, Scalar]:
-        policy = agent_policy(agent_box[0], env.action_space, run.device)
+    def evaluate_score(policy: Policy, env: gym.Env[Any, Any]) -> dict[str, Scalar]:
         result = evaluate(policy, env, episodes=rc.eval_episodes, seed=rc.seed)
         metrics: dict[str, Scalar] = dict(result.metrics())
         if ref is not None:
             metrics["eval/normalized_score"] = float(normalized_score(result.mean_return, *ref))
         return metrics
 
-    return episodes, evaluate_score, env
+    return _Data(episodes, env, env_id, action_space, evaluate_score)
+
+
+def _load(cfg: DriftQLTrainConfig, run: Run) -> _Data:
+    """The dataset and its evaluation; a dataset that cannot be used is a UsageError naming
+    --dataset (and the other flag that would fix it)."""
+    try:
+        return _ogbench_data(cfg, run) if cfg.is_ogbench else _minari_data(cfg, run)
+    except DatasetNotFoundError as e:
+        raise UsageError(f"--dataset {cfg.dataset}: {e} (or pass --minari-root)") from e
+    except DatasetError as e:
+        raise UsageError(f"--dataset {cfg.dataset}: {e}") from e
 
 
 def train(cfg: DriftQLTrainConfig) -> Path:
@@ -182,15 +235,36 @@ def train(cfg: DriftQLTrainConfig) -> Path:
         raise UsageError("--dataset is required: an OGBench .npz path or a local Minari id")
     if cfg.is_ogbench and not Path(cfg.dataset).is_file():
         raise UsageError(f"--dataset {cfg.dataset}: no such file")
-    _check_algo(cfg)
+    _check(cfg, None)
+    quiet_mujoco(LOG)
     agent_cfg = cfg.agent
     seed = cfg.run.seed
     with open_run(METHOD.name, cfg) as run:
-        # Data and evaluation. The evaluator reads the agent through a box filled below.
-        agent_box: list[Any] = []
-        load = _ogbench_data if cfg.is_ogbench else _minari_data
-        episodes, evaluator, eval_env = load(cfg, run, agent_box)
+        data = _load(cfg, run)
         try:
+            # The dataset against its evaluation environment, before any training: sizes and
+            # action box; the agents act in [-1, 1], the data and the env in the env's box.
+            try:
+                scale = fit_to_env(
+                    data.episodes,
+                    observation_space=data.env.observation_space,
+                    action_space=data.env.action_space,
+                    dataset_action_space=data.action_space,
+                    dataset=cfg.dataset,
+                    env_id=data.env_id,
+                )
+                episodes = scale.episodes_to_unit(data.episodes, where=cfg.dataset)
+            except DatasetError as e:
+                flag = "--task" if cfg.is_ogbench else "--eval-env"
+                raise UsageError(f"--dataset: {e}; pass the dataset's environment ({flag})") from e
+            eval_env = unit_action_env(data.env, scale)
+            if not scale.is_identity:
+                run.log.info(
+                    "actions mapped from %s's box %s into [-1, 1], and back at %s",
+                    cfg.dataset,
+                    scale.describe(),
+                    data.env_id,
+                )
             if cfg.degrade_p > 0:
                 gen = torch.Generator().manual_seed(derive_seed(seed, "degrade"))
                 episodes = degrade(
@@ -224,12 +298,15 @@ def train(cfg: DriftQLTrainConfig) -> Path:
             agent = make_agent(
                 agent_cfg, obs_dim, action_dim, device=run.device, seed=derive_seed(seed, "agent")
             )
-            agent_box.append(agent)
             source = SeededBatches(
                 buffer, batch_size=agent_cfg.optim.batch_size, seed=derive_seed(seed, "batches")
             )
             with io.atomic_write(run.dir / "agent_config.json", "w") as f:
                 json.dump(agent_cfg.to_dict(), f, indent=2)
+
+            def evaluator() -> Mapping[str, Scalar]:
+                policy = agent_policy(agent, eval_env.action_space, run.device)
+                return data.evaluate(policy, eval_env)
 
             train_offline(
                 run,
@@ -239,15 +316,27 @@ def train(cfg: DriftQLTrainConfig) -> Path:
                 data_fingerprint=dataset_fingerprint(episodes),
             )
         finally:
-            eval_env.close()
+            data.env.close()
         return run.dir
 
 
-def _check_algo(cfg: DriftQLTrainConfig) -> None:
-    if cfg.agent.algo != cfg.algo:
+def _check(cfg: DriftQLTrainConfig, defaults: DriftQLTrainConfig | None = None) -> None:
+    """Options that contradict each other, or that this dataset would ignore."""
+    del defaults
+    if cfg.agent.algo != cfg.algo:  # only a resumed run's config.json can hold another
         raise UsageError(
-            f"--agent.algo {cfg.agent.algo} differs from --algo {cfg.algo}: choose the algorithm "
-            "with --algo (it also picks the task's published settings)"
+            f"--algo {cfg.algo} differs from the run's algorithm {cfg.agent.algo}: a run keeps "
+            "its algorithm (start a new run for another one)"
+        )
+    if cfg.is_ogbench and cfg.eval_env:
+        raise UsageError(
+            f"--eval-env is for Minari data; OGBench data is evaluated on OGBench's task "
+            f"environment (--task, --task-id), not {cfg.eval_env}"
+        )
+    if cfg.dataset and not cfg.is_ogbench and cfg.task_id != 0:
+        raise UsageError(
+            f"--task-id {cfg.task_id} is for OGBench data (an .npz --dataset); a Minari dataset "
+            "has no task ids"
         )
 
 
@@ -264,59 +353,6 @@ def _same(agent: AgentConfig) -> AgentConfig:
     return agent
 
 
-@dataclasses.dataclass(frozen=True)
-class TaskMethod(Method[DriftQLTrainConfig]):
-    """``rl-train driftql``: the agent's defaults are the task's published settings.
-
-    The command line is read twice: first for the task and the algorithm (``--task``,
-    ``--dataset``, ``--algo``), then again with ``driftql.task_preset(task_name, algo)``, changed
-    by the preset's :attr:`agent_changes`, as the defaults of ``--agent.*``; so every
-    ``--agent.*`` option applies on top of the published settings, and ``--help`` shows them.
-    ``--resume DIR`` alone keeps the run's recorded agent.
-    """
-
-    agent_changes: Mapping[str, Callable[[AgentConfig], AgentConfig]] = dataclasses.field(
-        default_factory=dict[str, Callable[[AgentConfig], AgentConfig]]
-    )
-    """Preset name -> its change to the task's settings (a preset not listed keeps them)."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        unknown = set(self.agent_changes) - set(self.presets)
-        if unknown:
-            raise ValueError(f"method {self.name!r}: agent_changes for unknown presets {unknown}")
-
-    def parse(self, argv: Sequence[str]) -> DriftQLTrainConfig:
-        """Build the config from ``[--preset NAME] [overrides...]`` (see the class doc).
-
-        Raises:
-            UsageError: as :meth:`Method.parse`, or ``--agent.algo`` differs from ``--algo``.
-            SystemExit: from tyro, for ``--help`` or a malformed option.
-        """
-        argv = list(argv)
-        try:
-            first = super().parse([arg for arg in argv if arg not in ("-h", "--help")])
-        except ValueError as e:  # a config.json that does not fit (--resume of an older run)
-            if isinstance(e, UsageError):
-                raise
-            raise UsageError(str(e)) from e
-        with_preset = any(arg == "--preset" or arg.startswith("--preset=") for arg in argv)
-        if first.run.resume is not None and not with_preset:
-            cfg = super().parse(argv)  # the run's config.json gives every default
-        else:
-            published = task_preset(first.task_name, first.algo)
-            presets = {
-                name: dataclasses.replace(
-                    preset, agent=self.agent_changes.get(name, _same)(published)
-                )
-                for name, preset in self.presets.items()
-            }
-            plain = Method(self.name, self.config_type, presets, self.train, self.description)
-            cfg = plain.parse(argv)
-        _check_algo(cfg)
-        return cfg
-
-
 def _preset(total: int, eval_every: int, episodes: int) -> DriftQLTrainConfig:
     """A schedule; the task's settings come from --task or the dataset's name."""
     return DriftQLTrainConfig(
@@ -331,8 +367,24 @@ def _preset(total: int, eval_every: int, episodes: int) -> DriftQLTrainConfig:
 
 
 _LAPTOP = _preset(20_000, 5_000, 10)
+_AGENT_CHANGES: Mapping[str, Callable[[AgentConfig], AgentConfig]] = {"laptop": _small_networks}
+"""Preset name -> its change to the task's published agent (a preset not listed keeps it)."""
 
-METHOD = TaskMethod(
+
+def _published(
+    first: DriftQLTrainConfig, name: str, preset: DriftQLTrainConfig
+) -> DriftQLTrainConfig:
+    """The preset with the task's published agent: the command line is read once for the task
+    and the algorithm (``--task``, ``--dataset``, ``--algo``), then again with
+    ``driftql.task_preset(task_name, algo)``, changed by the preset (laptop: 256 256 networks),
+    as the defaults of ``--agent.*``; so every ``--agent.*`` option applies on top of the
+    published settings, and ``--help`` shows them. ``--resume DIR`` alone keeps the run's
+    recorded agent."""
+    agent = _AGENT_CHANGES.get(name, _same)(task_preset(first.task_name, first.algo))
+    return dataclasses.replace(preset, agent=agent)
+
+
+METHOD = DerivedMethod(
     name="driftql",
     config_type=DriftQLTrainConfig,
     presets={
@@ -345,5 +397,7 @@ METHOD = TaskMethod(
     },
     train=train,
     description=(__doc__ or "").split("\n\n")[0],
-    agent_changes={"laptop": _small_networks},
+    derive=_published,
+    fixed={AgentConfig: frozenset({"algo"})},
+    check=_check,
 )

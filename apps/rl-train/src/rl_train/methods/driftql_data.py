@@ -15,19 +15,22 @@ checkpoint, read without writing to the run, which may still be training)::
 Reference scores are stored for normalised scores: ``ref_min_score`` is the random policy's
 mean return, ``ref_max_score`` the expert's (``--expert RUN_DIR``, by default the behaviour
 policy) unless given with ``--ref-min-score`` / ``--ref-max-score``. Files are written
-atomically; an existing dataset is kept unless ``--overwrite``.
+atomically; an existing dataset is kept unless ``--overwrite``. The options marked OGBench or
+Minari belong to that ``--kind``; given for the other kind they are an error, not ignored.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
+import gymnasium as gym
 import numpy as np
 import torch
-import tyro
 from driftql.datagen import (
     GenerationReport,
     MinariGenConfig,
@@ -35,13 +38,17 @@ from driftql.datagen import (
     Policy,
     generate_minari,
     generate_ogbench,
+    ogbench_val_path,
 )
+from rl_buffers.offline import ActionScale, minari_dataset_dir
 from rl_runtime.checkpoint import NoGoodCheckpointError
+from rl_runtime.evaluation import to_env_action
 from rl_runtime.run import console_logging, resolve_device
 
-from rl_train.method import Method, UsageError
+from rl_train.method import UsageError
+from rl_train.methods._support import CommandMethod, progress_wanted, quiet_mujoco
 
-__all__ = ["METHOD", "DataConfig", "DataMethod", "generate"]
+__all__ = ["METHOD", "DataConfig", "generate"]
 
 LOG = logging.getLogger("rlworks")
 
@@ -81,7 +88,7 @@ class DataConfig:
     ref_episodes: int = 10
     """Minari: episodes per reference score."""
     minari_root: Path | None = None
-    """Minari datasets root (default: $MINARI_DATASETS_PATH or ~/.minari/datasets)."""
+    """Minari: datasets root (default: $MINARI_DATASETS_PATH or ~/.minari/datasets)."""
     device: str = "cpu"
     """Minari: torch device of a restored agent."""
     p_random_action: float = 0.0
@@ -91,12 +98,53 @@ class DataConfig:
     overwrite: bool = False
     """Replace an existing dataset."""
     quiet: bool = False
-    """No progress bar."""
+    """No progress bar (there is none either when stderr is not a terminal)."""
+
+
+_OGBENCH_ONLY = ("out", "episodes", "val_episodes", "max_episode_steps", "noise", "noise_smoothing")
+_MINARI_ONLY = (
+    "dataset_id",
+    "steps",
+    "policy",
+    "expert",
+    "ref_min_score",
+    "ref_max_score",
+    "ref_episodes",
+    "minari_root",
+    "device",
+)
+# Fields of the generation configs that have another name here.
+_FLAG_OF = {"num_episodes": "episodes", "num_steps": "steps", "env_id": "env"}
+
+
+def _flag(field: str) -> str:
+    return "--" + _FLAG_OF.get(field, field).replace("_", "-")
+
+
+def _in_flags(message: str) -> str:
+    """``OGBenchGenConfig.num_episodes must be ...`` -> ``--episodes must be ...``."""
+    return re.sub(r"\b(?:OGBench|Minari)GenConfig\.(\w+)", lambda m: _flag(m[1]), message)
+
+
+def _check_kind(cfg: DataConfig) -> None:
+    """An option of the other --kind is an error, not an option that does nothing."""
+    default = DataConfig()
+    other = _MINARI_ONLY if cfg.kind == "ogbench" else _OGBENCH_ONLY
+    given = [_flag(name) for name in other if getattr(cfg, name) != getattr(default, name)]
+    if given:
+        kind = "minari" if cfg.kind == "ogbench" else "ogbench"
+        raise UsageError(
+            f"{', '.join(given)}: option(s) of --kind {kind}, not of --kind {cfg.kind}"
+        )
 
 
 def _mrq_policy(run_dir: Path, *, device: torch.device, flag: str) -> tuple[Policy, str]:
     """The deterministic policy of an ``rl-train mrq-drq`` run (``mrq_drq.learner``), from its
     newest good checkpoint; the run's directory is only read (it may still be training).
+
+    The agent acts in ``[-1, 1]`` (MR.Q's Gym preprocessing rescales the environment's box);
+    the policy maps its actions onto the plain environment's box, which the data is collected
+    in.
 
     Returns:
         ``(policy, env_id)``: observation -> action (in the environment's bounds), and the
@@ -119,21 +167,42 @@ def _mrq_policy(run_dir: Path, *, device: torch.device, flag: str) -> tuple[Poli
             f"{flag} {run_dir}: a {agent.cfg.env.suite!r} agent; Minari data needs 'gym'"
         )
 
+    env_id = agent.cfg.env.env_id
+    with gym.make(env_id) as env:
+        space = env.action_space
+    return env_policy(lambda obs: agent.act(obs, explore=False), space), env_id
+
+
+def env_policy(act: Callable[[Any], torch.Tensor], space: gym.Space[Any]) -> Policy:
+    """An actor as a policy of an environment whose action space is ``space``: float32
+    observations in; a Box action in ``[-1, 1]`` is mapped onto ``space``'s box, a discrete one
+    passes as an index."""
+    scale = (
+        ActionScale.from_space(space, where=f"action space {space}")
+        if isinstance(space, gym.spaces.Box)
+        else None
+    )
+
     def policy(obs: Any) -> Any:
         with torch.no_grad():
-            return agent.act(np.asarray(obs, dtype=np.float32), explore=False).cpu().numpy()
+            action = act(np.asarray(obs, dtype=np.float32))
+        if scale is None:
+            return to_env_action(action, space)
+        return scale.to_box(action.cpu().numpy()).astype(space.dtype)
 
-    return policy, agent.cfg.env.env_id
+    return policy
 
 
 def generate(cfg: DataConfig) -> GenerationReport:
     """Generate the dataset ``cfg`` describes and report what was written.
 
     Raises:
-        UsageError: missing or contradictory options, or an existing dataset without
+        UsageError: missing or contradictory options, an option of the other ``--kind``, a
+            value out of range (named by its flag), or an existing dataset without
             ``--overwrite``.
     """
-    progress = not cfg.quiet
+    _check_kind(cfg)
+    progress = progress_wanted(cfg.quiet)
     try:
         if cfg.kind == "ogbench":
             if cfg.out is None:
@@ -153,6 +222,11 @@ def generate(cfg: DataConfig) -> GenerationReport:
             return generate_ogbench(gen, cfg.out, overwrite=cfg.overwrite, progress=progress)
         if not cfg.dataset_id:
             raise UsageError("--dataset-id is required for Minari data")
+        if cfg.policy == "random" and not cfg.expert and cfg.ref_max_score is None:
+            raise UsageError(
+                "--policy random: the dataset's ref_max_score needs an expert policy; give "
+                "--expert RUN (an rl-train mrq-drq run) or --ref-max-score"
+            )
         device = resolve_device(cfg.device)
         policy: Policy | None = None
         algorithm = "uniform-random"
@@ -186,15 +260,24 @@ def generate(cfg: DataConfig) -> GenerationReport:
             progress=progress,
         )
     except FileExistsError as e:
-        raise UsageError(str(e)) from e
+        raise UsageError(f"{_existing(cfg)} already exists; pass --overwrite to replace it") from e
     except ValueError as e:
         if isinstance(e, UsageError):
             raise
-        raise UsageError(str(e)) from e
+        raise UsageError(_in_flags(str(e))) from e
+
+
+def _existing(cfg: DataConfig) -> str:
+    """``--out X: PATH`` / ``--dataset-id X: DIR``, naming what exists."""
+    if cfg.kind == "ogbench" and cfg.out is not None:
+        paths = [cfg.out, ogbench_val_path(cfg.out)]
+        return f"--out {cfg.out}: {next((p for p in paths if p.exists()), cfg.out)}"
+    return f"--dataset-id {cfg.dataset_id}: {minari_dataset_dir(cfg.dataset_id, cfg.minari_root)}"
 
 
 def _run(cfg: DataConfig) -> Path:
     with console_logging(quiet=cfg.quiet):
+        quiet_mujoco(LOG)
         report = generate(cfg)
         LOG.info(
             "wrote %s: %d steps in %d episodes, %.1f s (%.0f steps/s)%s%s",
@@ -213,22 +296,7 @@ def _run(cfg: DataConfig) -> Path:
     return report.paths[0]
 
 
-@dataclasses.dataclass(frozen=True)
-class DataMethod(Method[Any]):
-    """A subcommand that is not a training run: no run directory, no resume, no presets."""
-
-    def parse(self, argv: Any) -> Any:
-        """Build the config from the command line (tyro; ``--help`` lists every option)."""
-        return tyro.cli(
-            self.config_type,
-            default=self.presets[self.default_preset],
-            args=list(argv),
-            prog=f"rl-train {self.name}",
-            description=self.description,
-        )
-
-
-METHOD = DataMethod(
+METHOD = CommandMethod(
     name="driftql-data",
     config_type=DataConfig,
     presets={"default": DataConfig()},

@@ -3,26 +3,38 @@
 The default preset, ``laptop``, is a small-width MR.Q on InvertedPendulum-v5 that learns within
 minutes on a CPU; ``gym``, ``dmc``, ``dmc-visual`` and ``atari`` are the paper's settings.
 ``--algo drq`` applies DR.Q's changes (InfoNCE term, faded prioritised replay, its
-hyperparameters) to whichever preset is chosen.
+hyperparameters) to whichever preset is chosen, and every ``--agent.*`` option applies on top.
+
+One option per setting: the environment is ``--env`` (the agent config's ``env.env_id`` follows
+it), the algorithm ``--algo`` (``agent.algorithm`` follows it), the run's length and evaluation
+``--total-steps``, ``--eval-every`` and ``--eval-episodes`` (the agent schedule's
+``total_steps``, ``eval_interval`` and ``eval_episodes`` are the paper's numbers the presets
+start from, not options).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 from typing import Any, Literal
 
+import gymnasium as gym
 from mrq_drq import MRQAgent, MRQConfig, check_spaces, make_buffer, make_env
 from mrq_drq import config as presets
+from mrq_drq.config import EnvConfig, ScheduleConfig
 from mrq_drq.learner import MRQLearner, loop_config
 from rl_runtime.config import RunConfig, RunOptions
 from rl_runtime.offpolicy import SeededReplay, train_off_policy
 from rl_runtime.run import open_run
 from rl_runtime.seeding import derive_seed
 
-from rl_train.method import Method
+from rl_train.method import UsageError
+from rl_train.methods._support import DerivedMethod, quiet_mujoco
 
-__all__ = ["METHOD", "MRQTrainConfig", "train"]
+__all__ = ["METHOD", "MRQTrainConfig", "configure", "train"]
+
+_LOG = logging.getLogger("rlworks")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,60 +44,104 @@ class MRQTrainConfig:
     env: str = "InvertedPendulum-v5"
     """Environment id in the preset's suite (Gym id, DMC "domain-task", Atari game)."""
     algo: Literal["mrq", "drq"] = "mrq"
-    """MR.Q, or DR.Q (the paper's changes applied on top of the preset)."""
+    """MR.Q, or DR.Q (the paper's changes applied to the preset's agent)."""
     drq_as_official_code: bool = False
     """With --algo drq: also apply the official DR.Q code's unannounced changes (see the README)."""
     agent: MRQConfig = dataclasses.field(default_factory=MRQConfig)
-    """Networks, losses, replay and schedule. schedule.total_steps/eval_* are not read here:
-    the run options (--total-steps, --eval-every, --eval-episodes) govern the run."""
+    """Networks, losses, replay, training schedule and environment preprocessing: the preset's,
+    on --env, made DR.Q's by --algo drq; every --agent.* option applies on top."""
     run: RunOptions = dataclasses.field(default_factory=RunConfig)
     """Seed, length, evaluation, logging and checkpoint options."""
 
-    def resolved(self) -> MRQConfig:
-        """The agent config this run trains: the preset's, on ``env``, made DR.Q if asked."""
-        cfg = dataclasses.replace(
-            self.agent, env=dataclasses.replace(self.agent.env, env_id=self.env)
+
+def configure(
+    base: MRQTrainConfig,
+    *,
+    env: str | None = None,
+    algo: Literal["mrq", "drq"] | None = None,
+    drq_as_official_code: bool | None = None,
+) -> MRQTrainConfig:
+    """``base`` (an MR.Q preset) on ``env`` with ``algo``: the agent's environment id is ``env``
+    and, for DR.Q, ``mrq_drq.config.drq`` is applied to the agent. What the command line does
+    before it applies the ``--agent.*`` options.
+
+    Args:
+        base: An MR.Q config (its ``algo`` must be ``"mrq"``).
+        env: The environment id (default: ``base.env``).
+        algo: ``"mrq"`` or ``"drq"`` (default: ``base.algo``).
+        drq_as_official_code: See the field (default: ``base``'s).
+    """
+    env = base.env if env is None else env
+    algo = base.algo if algo is None else algo
+    official = base.drq_as_official_code if drq_as_official_code is None else drq_as_official_code
+    agent = dataclasses.replace(base.agent, env=dataclasses.replace(base.agent.env, env_id=env))
+    if algo == "drq":
+        agent = presets.drq(agent, as_official_code=official)
+    return dataclasses.replace(base, env=env, algo=algo, drq_as_official_code=official, agent=agent)
+
+
+def _check(cfg: MRQTrainConfig, defaults: MRQTrainConfig | None = None) -> None:
+    """The agent config agrees with --env and --algo (a run's config.json on --resume could
+    hold another), and --drq-as-official-code is not given without --algo drq."""
+    del defaults
+    # Runs of an earlier rl-train recorded the preset's agent (its env id, MR.Q's settings)
+    # and derived the trained one at start; they fail here too rather than resume another agent.
+    if cfg.agent.env.env_id != cfg.env:
+        raise UsageError(
+            f"--env {cfg.env} differs from the run's agent config (agent.env.env_id "
+            f"{cfg.agent.env.env_id}): a run keeps its environment, start a new run for another"
         )
-        if self.algo == "drq":
-            cfg = presets.drq(cfg, as_official_code=self.drq_as_official_code)
-        return cfg
+    if cfg.agent.algorithm != cfg.algo:
+        raise UsageError(
+            f"--algo {cfg.algo} differs from the run's agent config (agent.algorithm "
+            f"{cfg.agent.algorithm}): a run keeps its algorithm, start a new run for another"
+        )
+    if cfg.drq_as_official_code and cfg.algo != "drq":
+        raise UsageError("--drq-as-official-code changes DR.Q: it needs --algo drq")
 
 
 def train(cfg: MRQTrainConfig) -> Path:
     """Train MR.Q / DR.Q as ``cfg`` says; returns the run directory."""
-    agent_cfg = cfg.resolved()
+    _check(cfg)
+    agent_cfg = cfg.agent
     seed = cfg.run.seed
-    with (
-        open_run(METHOD.name, cfg) as run,
-        make_env(agent_cfg.env, seed=derive_seed(seed, "env")) as env,
-        make_env(agent_cfg.env, seed=derive_seed(seed, "eval_env"), evaluation=True) as eval_env,
-    ):
-        spec = check_spaces(env.observation_space, env.action_space)
-        agent = MRQAgent(agent_cfg, spec, device=run.device, seed=derive_seed(seed, "agent"))
-        # The buffer lives beside the networks; prioritised draws use the CPU sum tree, except
-        # on a GPU, where a full cumsum on the device is cheaper than moving indices back.
-        on_gpu = run.device.type == "cuda"
-        buffer = make_buffer(
-            agent_cfg,
-            spec,
-            device=run.device,
-            backend="scan" if on_gpu else "tree",
-            sampler_device=run.device if on_gpu else "cpu",
-        )
-        replay = SeededReplay(buffer, seed=derive_seed(seed, "replay"))
-        # One training round per environment step after the random phase: a target sync and
-        # an encoder burst every target_update_interval RL updates, then one value + policy
-        # update; the batches are drawn by the learner's sample(), never by the agent.
-        learner = MRQLearner(agent, replay.buffer, replay.generator)
-        train_off_policy(
-            run,
-            env=env,
-            eval_env=eval_env,
-            agent=learner,
-            buffer=replay,
-            sample=learner.sample,
-            cfg=loop_config(agent_cfg),
-        )
+    quiet_mujoco(_LOG)
+    with open_run(METHOD.name, cfg) as run:
+        try:
+            env = make_env(agent_cfg.env, seed=derive_seed(seed, "env"))
+            eval_env = make_env(agent_cfg.env, seed=derive_seed(seed, "eval_env"), evaluation=True)
+        except (ValueError, gym.error.Error) as e:
+            raise UsageError(
+                f"--env {cfg.env}: {e} (the preset's suite is {agent_cfg.env.suite!r}; "
+                "--preset gym, dmc, dmc-visual or atari picks the suite)"
+            ) from e
+        with env, eval_env:
+            spec = check_spaces(env.observation_space, env.action_space)
+            agent = MRQAgent(agent_cfg, spec, device=run.device, seed=derive_seed(seed, "agent"))
+            # The buffer lives beside the networks; prioritised draws use the CPU sum tree,
+            # except on a GPU, where a full cumsum on the device is cheaper than moving indices.
+            on_gpu = run.device.type == "cuda"
+            buffer = make_buffer(
+                agent_cfg,
+                spec,
+                device=run.device,
+                backend="scan" if on_gpu else "tree",
+                sampler_device=run.device if on_gpu else "cpu",
+            )
+            replay = SeededReplay(buffer, seed=derive_seed(seed, "replay"))
+            # One training round per environment step after the random phase: a target sync
+            # and an encoder burst every target_update_interval RL updates, then one value +
+            # policy update; the batches are drawn by the learner's sample(), never the agent.
+            learner = MRQLearner(agent, replay.buffer, replay.generator)
+            train_off_policy(
+                run,
+                env=env,
+                eval_env=eval_env,
+                agent=learner,
+                buffer=replay,
+                sample=learner.sample,
+                cfg=loop_config(agent_cfg),
+            )
         return run.dir
 
 
@@ -103,6 +159,13 @@ def _preset(agent: MRQConfig, **run: Any) -> MRQTrainConfig:
     )
 
 
+def _on_choices(first: MRQTrainConfig, name: str, preset: MRQTrainConfig) -> MRQTrainConfig:
+    del name
+    return configure(
+        preset, env=first.env, algo=first.algo, drq_as_official_code=first.drq_as_official_code
+    )
+
+
 _LAPTOP = dataclasses.replace(
     presets.tiny("InvertedPendulum-v5"),
     schedule=dataclasses.replace(
@@ -110,7 +173,7 @@ _LAPTOP = dataclasses.replace(
     ),
 )
 
-METHOD = Method(
+METHOD = DerivedMethod(
     name="mrq-drq",
     config_type=MRQTrainConfig,
     presets={
@@ -123,4 +186,12 @@ METHOD = Method(
     },
     train=train,
     description=(__doc__ or "").split("\n\n")[0],
+    derive=_on_choices,
+    # Set by --env and --algo, or the run options' business: not options of their own.
+    fixed={
+        MRQConfig: frozenset({"algorithm"}),
+        EnvConfig: frozenset({"env_id"}),
+        ScheduleConfig: frozenset({"total_steps", "eval_interval", "eval_episodes"}),
+    },
+    check=_check,
 )

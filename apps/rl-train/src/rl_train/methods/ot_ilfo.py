@@ -16,6 +16,12 @@ newest good checkpoint of one of this project's runs (``--expert RUN_DIR``, an `
 or an ``ot-ilfo --learner td3`` run, read without writing to it, so it may still be training),
 and saves its states as a Minari dataset. Both subcommands live in this module: the registry
 reads ``METHOD`` for ``ot-ilfo`` and ``DEMOS_METHOD`` for ``ot-ilfo-demos``.
+
+One option per setting: the environment is ``--env`` (MR.Q's ``env`` follows it and is no
+option), random actions ``--random-steps`` (not MR.Q's schedule), the run's length the run
+options, TD3's horizon the environment's episode length. The options of one learner
+(``--td3.*``, ``--batch-size``, ``--buffer-capacity`` for TD3; ``--mrq.*``,
+``--mrq-time-input`` for MR.Q) are an error with the other, not ignored.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ import numpy as np
 import torch
 from mrq_drq import MRQAgent, MRQConfig, check_spaces, make_buffer, make_env
 from mrq_drq import config as mrq_presets
-from mrq_drq.config import EnvConfig
+from mrq_drq.config import EnvConfig, ScheduleConfig
 from mrq_drq.learner import RUN_METHOD as MRQ_RUN_METHOD
 from mrq_drq.learner import MRQLearner, load_run_agent
 from ot_ilfo import (
@@ -48,6 +54,7 @@ from ot_ilfo import (
     save_demos,
 )
 from ot_ilfo.learners import RelabelledReplay, TD3Learner, make_td3_learner
+from rl_buffers.offline import DatasetError, DatasetNotFoundError, minari_dataset_dir
 from rl_runtime.checkpoint import NoGoodCheckpointError, read_latest_checkpoint
 from rl_runtime.config import RunConfig, RunOptions, from_jsonable
 from rl_runtime.evaluation import obs_to_tensor, to_env_action
@@ -56,7 +63,8 @@ from rl_runtime.run import Run, open_run, read_run_info
 from rl_runtime.seeding import derive_seed
 from torch import Tensor
 
-from rl_train.method import Method, UsageError
+from rl_train.method import UsageError
+from rl_train.methods._support import CommandMethod, DerivedMethod, quiet_mujoco
 
 __all__ = [
     "DEMOS_METHOD",
@@ -80,7 +88,7 @@ class OTILfOTrainConfig:
     """Gymnasium id (flat Box observations, Box actions)."""
     demos: str = "rlworks/pendulum-v1/swingup-v0"
     """Minari dataset id of the expert state trajectories (made by `rl-train ot-ilfo-demos`)."""
-    demos_root: Path | None = None
+    minari_root: Path | None = None
     """Minari datasets root; None: $MINARI_DATASETS_PATH or ~/.minari/datasets."""
     num_demos: int = 1
     """Expert trajectories used (the first N of the dataset); the paper's headline uses 1."""
@@ -89,9 +97,10 @@ class OTILfOTrainConfig:
     reward: RewardConfig = dataclasses.field(default_factory=RewardConfig)
     """The optimal-transport reward (defaults: the paper's recipe)."""
     td3: TD3Config = dataclasses.field(default_factory=TD3Config)
-    """With --learner td3 (td3.horizon is set to the environment's episode length)."""
+    """With --learner td3 (its horizon is the environment's episode length)."""
     mrq: MRQConfig = dataclasses.field(default_factory=lambda: mrq_presets.tiny("Pendulum-v1"))
-    """With --learner mrq: networks, replay and schedule (env and schedule totals not read)."""
+    """With --learner mrq: networks, replay and the training schedule (its environment is
+    --env's, random actions are --random-steps)."""
     mrq_time_input: bool = False
     """With --learner mrq: append the time-to-horizon entry (T - t) / T to MR.Q's observation,
     as the paper's TD3 has (off: MR.Q as published)."""
@@ -115,9 +124,10 @@ class OTILfOTrainConfig:
     def __post_init__(self) -> None:
         for name in ("num_demos", "batch_size", "buffer_capacity"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                flag = "--" + name.replace("_", "-")
+                raise ValueError(f"{flag} must be >= 1, got {getattr(self, name)}")
         if self.random_steps < 0:
-            raise ValueError(f"random_steps must be >= 0, got {self.random_steps}")
+            raise ValueError(f"--random-steps must be >= 0, got {self.random_steps}")
 
 
 def _env_horizon(env: gym.Env[Any, Any]) -> int:
@@ -140,9 +150,19 @@ def _make_envs(cfg: OTILfOTrainConfig, seed: int) -> tuple[gym.Env[Any, Any], gy
     return envs[0], envs[1]
 
 
-def _log_episode(run: Run) -> Callable[[int, EpisodeStats], None]:
-    def log(step: int, stats: EpisodeStats) -> None:
-        run.logger.log(
+class _EpisodeLog:
+    """``on_episode`` of the relabelled replay: each episode's OT statistics as metrics, and a
+    count of the solves that warned (the first warning itself is shown once, by the store)."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.episodes = 0
+        self.warned = 0
+
+    def __call__(self, step: int, stats: EpisodeStats) -> None:
+        self.episodes += 1
+        self.warned += bool(stats.warnings)
+        self.run.logger.log(
             step,
             {
                 "train/ot_return": stats.ot_return,
@@ -153,12 +173,28 @@ def _log_episode(run: Run) -> Callable[[int, EpisodeStats], None]:
             },
         )
 
-    return log
+
+def _load_experts(cfg: OTILfOTrainConfig, state_dim: int) -> list[Any]:
+    """The expert state trajectories; a missing or unusable dataset names --demos."""
+    try:
+        return load_expert_states(
+            cfg.demos, root=cfg.minari_root, state_dim=state_dim, num_trajectories=cfg.num_demos
+        )
+    except DatasetNotFoundError as e:
+        raise UsageError(
+            f"--demos {cfg.demos}: {e}; make it with rl-train ot-ilfo-demos --dataset-id "
+            f"{cfg.demos} (or pass --minari-root)"
+        ) from e
+    except DatasetError as e:
+        raise UsageError(f"--demos {cfg.demos}: {e}") from e
+    except ValueError as e:  # more trajectories asked for than the dataset holds
+        raise UsageError(f"--num-demos {cfg.num_demos}: {e}") from e
 
 
 def train(cfg: OTILfOTrainConfig) -> Path:
     """Train as ``cfg`` says; returns the run directory."""
     seed = cfg.run.seed
+    quiet_mujoco(LOG)
     with open_run(METHOD.name, cfg) as run:
         env, eval_env = _make_envs(cfg, seed)
         with env, eval_env:
@@ -166,9 +202,7 @@ def train(cfg: OTILfOTrainConfig) -> Path:
             obs_space = env.observation_space
             spec = check_spaces(obs_space, env.action_space)
             state_dim = spec.obs_shape[0] - int(cfg.time_input)
-            experts = load_expert_states(
-                cfg.demos, root=cfg.demos_root, state_dim=state_dim, num_trajectories=cfg.num_demos
-            )
+            experts = _load_experts(cfg, state_dim)
             rewarder = OTRewarder(experts, cfg.reward)
             run.log.info(
                 "%d expert trajectories of %s (lengths %s), atoms %s, solver %s",
@@ -203,12 +237,13 @@ def train(cfg: OTILfOTrainConfig) -> Path:
                 learner = MRQLearner(mrq, buffer, gen.manual_seed(derive_seed(seed, "replay")))
                 batch_size, capacity = mrq_cfg.replay.batch_size, mrq_cfg.replay.capacity
             # Episodes enter the learner's buffer when they end, with OT rewards.
+            episode_log = _EpisodeLog(run)
             replay = RelabelledReplay(
                 learner,
                 rewarder,
                 seed=derive_seed(seed, "expert_draw"),
                 state_dims=state_dim,
-                on_episode=_log_episode(run),
+                on_episode=episode_log,
             )
             train_off_policy(
                 run,
@@ -225,7 +260,49 @@ def train(cfg: OTILfOTrainConfig) -> Path:
                     learning_starts=max(cfg.random_steps, horizon),
                 ),
             )
+            if episode_log.warned:
+                run.log.warning(
+                    "the OT solve warned on %d of the %d episodes relabelled in this process "
+                    "(the first warning was shown; train/ot_converged has every episode)",
+                    episode_log.warned,
+                    episode_log.episodes,
+                )
         return run.dir
+
+
+def _registered_horizon(env_id: str) -> int | None:
+    """The registered ``max_episode_steps`` of ``env_id``, looked up without importing
+    anything (None for an id gymnasium does not hold yet)."""
+    spec = gym.registry.get(env_id)
+    return None if spec is None else spec.max_episode_steps
+
+
+def _on_env(first: OTILfOTrainConfig, name: str, preset: OTILfOTrainConfig) -> OTILfOTrainConfig:
+    """The preset on the first reading's --env: MR.Q's environment and TD3's horizon follow."""
+    del name
+    mrq = dataclasses.replace(preset.mrq, env=EnvConfig(suite="gym", env_id=first.env))
+    horizon = _registered_horizon(first.env)
+    td3 = preset.td3 if horizon is None else dataclasses.replace(preset.td3, horizon=horizon)
+    return dataclasses.replace(preset, env=first.env, mrq=mrq, td3=td3)
+
+
+_TD3_OPTIONS = ("td3", "batch_size", "buffer_capacity")
+_MRQ_OPTIONS = ("mrq", "mrq_time_input")
+
+
+def _check(cfg: OTILfOTrainConfig, defaults: OTILfOTrainConfig | None) -> None:
+    """The options of the learner not chosen keep their defaults (they would be ignored)."""
+    if defaults is None:  # --resume: the run's own config
+        return
+    other = _MRQ_OPTIONS if cfg.learner == "td3" else _TD3_OPTIONS
+    changed = [name for name in other if getattr(cfg, name) != getattr(defaults, name)]
+    if changed:
+        flags = ", ".join(f"--{name.replace('_', '-')}{'.*' if name in ('td3', 'mrq') else ''}"
+                          for name in changed)  # fmt: skip
+        learner = "mrq" if cfg.learner == "td3" else "td3"
+        raise UsageError(
+            f"{flags}: option(s) of --learner {learner}, not of --learner {cfg.learner}"
+        )
 
 
 # ----------------------------------------------------------------------------- demonstrations
@@ -247,12 +324,12 @@ class OTILfODemosConfig:
     """Episodes to record."""
     dataset_id: str = "rlworks/pendulum-v1/swingup-v0"
     """Minari id to write."""
-    datasets_root: Path | None = None
+    minari_root: Path | None = None
     """Minari datasets root; None: $MINARI_DATASETS_PATH or ~/.minari/datasets."""
     overwrite: bool = False
     """Replace an existing dataset with this id."""
-    run: RunOptions = dataclasses.field(default_factory=RunConfig)
-    """Only --seed is read: episode i starts from reset(seed=seed + i)."""
+    seed: int = 0
+    """Episode i starts from reset(seed=episode_seed(seed, "demos", i))."""
 
     @property
     def controller(self) -> str | None:
@@ -269,7 +346,7 @@ class OTILfODemosConfig:
         if self.expert is None and self.controller is None:
             raise ValueError(f"--env {self.env} has no scripted expert: give --expert RUN_DIR")
         if self.episodes < 1:
-            raise ValueError(f"episodes must be >= 1, got {self.episodes}")
+            raise ValueError(f"--episodes must be >= 1, got {self.episodes}")
 
 
 def _greedy(act: Callable[[Tensor], Tensor], space: gym.Space[Any]) -> Callable[[Any], Any]:
@@ -300,10 +377,13 @@ def _expert_policy(
     if info["env"] != cfg.env:
         raise UsageError(f"--expert {cfg.expert} was trained on {info['env']}, not {cfg.env}")
     if info["method"] == MRQ_RUN_METHOD:
-        return _mrq_expert(cfg.expert, cfg.run.seed)
+        return _mrq_expert(cfg.expert, cfg.seed)
     if info["method"] == METHOD.name:
-        train_cfg = from_jsonable(OTILfOTrainConfig, info["config"], where="config.json")
-        return _td3_expert(cfg.expert, train_cfg, cfg.run.seed)
+        try:
+            train_cfg = from_jsonable(OTILfOTrainConfig, info["config"], where="config.json")
+        except ValueError as e:  # a run of an older version (other fields)
+            raise UsageError(f"--expert {cfg.expert}: {e}") from e
+        return _td3_expert(cfg.expert, train_cfg, cfg.seed)
     raise UsageError(f"--expert {cfg.expert}: a {info['method']!r} run cannot be an expert here")
 
 
@@ -343,26 +423,42 @@ def _td3_expert(
 
 
 def make_demos(cfg: OTILfODemosConfig) -> Path:
-    """Roll out the expert and save its states; returns the dataset directory."""
+    """Roll out the expert and save its states; returns the dataset directory.
+
+    Raises:
+        UsageError: the dataset exists and ``--overwrite`` is not given (checked first), or
+            the expert cannot act here (see :func:`_expert_policy`).
+    """
+    target = minari_dataset_dir(cfg.dataset_id, cfg.minari_root)
+    exists = UsageError(
+        f"--dataset-id {cfg.dataset_id}: {target} already exists; pass --overwrite to replace it"
+    )
+    if target.exists() and not cfg.overwrite:
+        raise exists
+    quiet_mujoco(LOG)
     env, policy, name, strip_time = _expert_policy(cfg)
     with env:
-        episodes = rollout_states(env, policy, episodes=cfg.episodes, seed=cfg.run.seed)
+        episodes = rollout_states(env, policy, episodes=cfg.episodes, seed=cfg.seed)
     if strip_time:  # the expert saw a time-to-horizon entry; the dataset keeps the state only
         episodes = [ep._replace(observations=ep.observations[:, :-1]) for ep in episodes]
-    raw = gym.make(cfg.env)
-    space = raw.observation_space
-    raw.close()
+    with gym.make(cfg.env) as raw:
+        space = raw.observation_space
     assert isinstance(space, gym.spaces.Box)
     returns = [episode_return(ep) for ep in episodes]
-    path = save_demos(
-        episodes,
-        cfg.dataset_id,
-        env_id=cfg.env,
-        observation_space=gym.spaces.Box(space.low, space.high, space.shape, np.float32),
-        root=cfg.datasets_root,
-        overwrite=cfg.overwrite,
-        algorithm_name=name,
-    )
+    try:
+        path = save_demos(
+            episodes,
+            cfg.dataset_id,
+            env_id=cfg.env,
+            observation_space=gym.spaces.Box(
+                space.low.astype(np.float32), space.high.astype(np.float32), space.shape, np.float32
+            ),
+            root=cfg.minari_root,
+            overwrite=cfg.overwrite,
+            algorithm_name=name,
+        )
+    except FileExistsError as e:  # written meanwhile by someone else
+        raise exists from e
     print(
         f"saved {len(episodes)} state-only episodes of {name} on {cfg.env} to {path}: "
         f"return {np.mean(returns):.2f} ± {np.std(returns):.2f}"
@@ -374,7 +470,7 @@ _PENDULUM_RUN = RunConfig(
     total_steps=20_000, eval_every=2_000, eval_episodes=5, log_every=1_000, checkpoint_every=5_000
 )
 
-METHOD = Method(
+METHOD = DerivedMethod(
     name="ot-ilfo",
     config_type=OTILfOTrainConfig,
     presets={
@@ -391,16 +487,23 @@ METHOD = Method(
     },
     train=train,
     description=(__doc__ or "").split("\n\n")[0],
+    derive=_on_env,
+    # Set by --env (MR.Q's environment, TD3's horizon), --random-steps and the run options.
+    fixed={
+        MRQConfig: frozenset({"env", "algorithm"}),
+        ScheduleConfig: frozenset(
+            {"total_steps", "eval_interval", "eval_episodes", "random_steps"}
+        ),
+        TD3Config: frozenset({"horizon"}),
+    },
+    check=_check,
 )
 
-DEMOS_METHOD = Method(
+DEMOS_METHOD = CommandMethod(
     name="ot-ilfo-demos",
     config_type=OTILfODemosConfig,
-    presets={
-        # First = default: --env's scripted controller (Pendulum-v1's swing-up) unless --expert.
-        "default": OTILfODemosConfig(),
-        "pendulum-swingup": OTILfODemosConfig(scripted="pendulum-swingup"),
-    },
+    # --env's scripted controller (Pendulum-v1's swing-up) unless --expert or --scripted.
+    presets={"default": OTILfODemosConfig()},
     train=make_demos,
     description="Save an expert's STATE trajectories (no actions) as a Minari dataset.",
 )
