@@ -180,6 +180,16 @@ def main() -> None:
         "machine": {
             "platform": platform.platform(),
             "processor": platform.processor(),
+            "cpu_model": next(
+                (
+                    line.split(":", 1)[1].strip()
+                    for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name")
+                ),
+                "",
+            )
+            if Path("/proc/cpuinfo").exists()
+            else "",
             "cpus": os.cpu_count(),
             "torch": torch.__version__,
             "gymnasium": gym.__version__,
