@@ -444,15 +444,17 @@ def test_ogbench_rewards_are_checked_and_said_to_be_unused(
 ) -> None:
     """An OGBench file's own 'rewards' key: NaN is an error, else the log says once that the
     rewards come from the task (the OGBench environment is stood in for by Pendulum-v1)."""
-    import rl_train.methods.driftql as trainer
+    import driftql.data
+    import driftql.evaluation
 
+    # The trainer imports these when it loads the data, so patch them where they live.
     monkeypatch.setattr(
-        trainer,
+        driftql.evaluation,
         "make_ogbench_env",
         lambda task, task_id: gym.make("Pendulum-v1", max_episode_steps=5),
     )
     monkeypatch.setattr(
-        trainer,
+        driftql.data,
         "ogbench_relabel",
         lambda raw, env, env_id: (
             (np.zeros(len(raw["terminals"]) - int(raw["terminals"].sum()), np.float32),) * 2

@@ -36,6 +36,7 @@ __all__ = [
     "AgentConfig",
     "Algo",
     "CriticConfig",
+    "DegradeMode",
     "DriftConfig",
     "FlowConfig",
     "Kernel",
@@ -55,6 +56,10 @@ Kernel = Literal["laplace", "gaussian"]
 
 QAgg = Literal["min", "mean"]
 """How the two critic heads are combined: clipped double-Q (``min``) or their average."""
+
+DegradeMode = Literal["uniform", "gaussian"]
+"""How :func:`driftql.data.degrade` replaces an action: ``"uniform"`` draws it uniformly in
+``[-1, 1]^A`` (OGBench's ``p_random_action``); ``"gaussian"`` adds Gaussian noise and clips."""
 
 ALGOS: tuple[Algo, ...] = get_args(Algo)
 KERNELS: tuple[Kernel, ...] = get_args(Kernel)

@@ -50,7 +50,7 @@ import zipfile
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -65,6 +65,7 @@ from rl_buffers.offline import (
     validate_episode,
 )
 
+from driftql.config import DegradeMode
 from driftql.evaluation import quiet_ogbench
 
 __all__ = [
@@ -88,9 +89,6 @@ OGBENCH_REQUIRED_KEYS = ("observations", "actions", "terminals")
 """Keys every OGBench ``.npz`` has."""
 _INFO_KEYS = ("qpos", "qvel", "button_states")
 _CHECKED_KEYS = ("rewards",)  # read and checked, not used (rewards come from the task)
-DegradeMode = Literal["uniform", "gaussian"]
-"""``"uniform"``: a replaced action is drawn uniformly in ``[-1, 1]^A`` (OGBench's
-``p_random_action``); ``"gaussian"``: Gaussian noise is added and the result clipped."""
 
 
 # ----------------------------------------------------------------------------- OGBench

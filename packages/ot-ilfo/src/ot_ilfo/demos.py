@@ -5,14 +5,14 @@ The saved dataset has the environment's observation space and a zero-width actio
 information can leak to the learner. Rewards are the environment's (they record how good the
 expert was; the learner never reads them).
 
-Scripted experts live here too (:data:`SCRIPTED`), for tasks where a hand-written controller is
-good enough to imitate.
+Scripted experts (:data:`SCRIPTED`, for tasks where a hand-written controller is good enough to
+imitate) live in :mod:`ot_ilfo.scripted`, which imports neither gymnasium nor torch; they are
+re-exported here.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,8 @@ import numpy as np
 import numpy.typing as npt
 from rl_buffers.offline import DatasetError, Episode, load_minari, save_minari
 from rl_runtime.evaluation import EpisodeRecorder, rollout_episodes
+
+from ot_ilfo.scripted import SCRIPTED, Policy, pendulum_swingup
 
 __all__ = [
     "SCRIPTED",
@@ -32,44 +34,8 @@ __all__ = [
     "save_demos",
 ]
 
-Policy = Callable[[npt.NDArray[Any]], Any]
-
 STATE_ONLY_ACTION_SPACE = gym.spaces.Box(-1.0, 1.0, (0,), np.float32)
 """The action space of a state-only dataset: zero-width, so ``actions`` carry nothing."""
-
-
-def pendulum_swingup(obs: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
-    """Scripted swing-up and balance for ``Pendulum-v1`` (torque in ``[-2, 2]``).
-
-    Pendulum's dynamics are ``theta'' = 15 sin(theta) + 3 u`` (theta = 0 upright), so
-    ``E = theta'^2 / 2 + 15 cos(theta)`` (15 when balanced at the top) changes as
-    ``dE/dt = 3 u theta'``. Far from the top the controller pumps energy with
-    ``u = 2 (15 - E) theta'``; once ``cos(theta) > 0.9`` a PD law ``u = -(10 theta + 2 theta')``
-    balances it. Torques are clipped to ``[-2, 2]``. Mean return over seeds 0..19: about -138
-    (a uniformly random policy: about -1200).
-
-    Args:
-        obs: ``(3,)`` ``(cos theta, sin theta, theta')``.
-
-    Returns:
-        ``(1,)`` float32 torque.
-    """
-    c, s, w = (float(v) for v in np.asarray(obs).reshape(3))
-    theta = float(np.arctan2(s, c))
-    if c > 0.9:
-        u = -(10.0 * theta + 2.0 * w)
-    else:
-        energy = 0.5 * w * w + 15.0 * c
-        u = 2.0 * (15.0 - energy) * w
-        if abs(w) < 1e-3 and c < 0:  # at rest at the bottom, the pump has nothing to act on
-            u = 2.0
-    return np.array([np.clip(u, -2.0, 2.0)], dtype=np.float32)
-
-
-SCRIPTED: Mapping[str, tuple[str, Policy]] = {
-    "pendulum-swingup": ("Pendulum-v1", pendulum_swingup),
-}
-"""Scripted experts by name: ``(environment id, policy)`` with the policy in env units."""
 
 
 def rollout_states(

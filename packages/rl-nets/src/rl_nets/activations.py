@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
-from torch import nn
+if TYPE_CHECKING:
+    from torch import nn
 
 __all__ = ["ACTIVATION_NAMES", "ActivationName", "make_activation"]
 
@@ -14,18 +15,6 @@ ActivationName = Literal[
 """Names accepted wherever a block takes an activation."""
 
 ACTIVATION_NAMES: tuple[ActivationName, ...] = get_args(ActivationName)
-
-_CONSTRUCTORS: dict[ActivationName, type[nn.Module]] = {
-    "relu": nn.ReLU,
-    "elu": nn.ELU,
-    "gelu": nn.GELU,
-    "silu": nn.SiLU,
-    "tanh": nn.Tanh,
-    "mish": nn.Mish,
-    "leaky_relu": nn.LeakyReLU,
-    "sigmoid": nn.Sigmoid,
-    "identity": nn.Identity,
-}
 
 
 def make_activation(name: ActivationName) -> nn.Module:
@@ -40,8 +29,21 @@ def make_activation(name: ActivationName) -> nn.Module:
     Raises:
         ValueError: ``name`` is not a known activation.
     """
+    from torch import nn  # here: configs that name an activation import without torch
+
+    constructors: dict[ActivationName, type[nn.Module]] = {
+        "relu": nn.ReLU,
+        "elu": nn.ELU,
+        "gelu": nn.GELU,
+        "silu": nn.SiLU,
+        "tanh": nn.Tanh,
+        "mish": nn.Mish,
+        "leaky_relu": nn.LeakyReLU,
+        "sigmoid": nn.Sigmoid,
+        "identity": nn.Identity,
+    }
     try:
-        return _CONSTRUCTORS[name]()
+        return constructors[name]()
     except KeyError:
         raise ValueError(
             f"activation must be one of {list(ACTIVATION_NAMES)}, got {name!r}"

@@ -6,6 +6,7 @@ them to :func:`train_offline`, which runs one gradient step per iteration::
 
     update   agent.update(source.sample()); the metrics are averaged until the next log entry
     log      every `log_every` steps: train/ means, buffer/size, time/ups, time/elapsed
+    eta      once the speed is known (10 s in), the time left; again if it changes by half
     eval     at step 0, every `eval_every` steps and at the end: whatever `evaluate()` returns
     save     every `checkpoint_every` steps, every `checkpoint_minutes`, and at the end
     stop     on SIGTERM or Ctrl-C (``run.stop_requested``): save, raise ``RunInterrupted``
@@ -162,11 +163,13 @@ def train_offline(
     with run.progress() as bar:
         if step == 0 and do_eval:
             last_eval = _evaluate(run, evaluate, 0, bar)
+        run.start_progress(step)  # the speed of training, without the step-0 evaluation
         while step < rc.total_steps:
             means.add(namespaced("train", agent.update(source.sample())))
             step += 1
             updates += 1
             bar.update(1)
+            run.report_progress(step)
 
             # Log, evaluate, then checkpoint: a checkpoint covers every entry of its step.
             last = step == rc.total_steps

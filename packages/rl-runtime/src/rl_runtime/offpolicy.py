@@ -9,6 +9,7 @@ A trainer builds its environments, agent and buffer, then hands them to
     update   from `learning_starts` on, every `update_every` steps: `updates_per_round` times
              agent.update(sample()); the metrics are averaged until the next log entry
     log      every `log_every` steps: train/ means, buffer/size, time/sps, time/elapsed
+    eta      once the speed is known (10 s in), the time left; again if it changes by half
     eval     at step 0, every `eval_every` steps and at the end: eval/return, eval/length, ...
     save     every `checkpoint_every` steps, every `checkpoint_minutes`, and at the end
     stop     on SIGTERM or Ctrl-C (``run.stop_requested``): save, raise ``RunInterrupted``
@@ -36,39 +37,15 @@ import numpy as np
 import torch
 from rl_buffers import ReplayBuffer
 
-from rl_runtime.config import flag, int_at_least, positive_int
 from rl_runtime.evaluation import EvalResult, agent_policy, evaluate, obs_to_tensor, to_env_action
 from rl_runtime.logger import MetricMeans, namespaced
 from rl_runtime.run import Run
+from rl_runtime.schedules import OffPolicyConfig
 from rl_runtime.seeding import episode_seed, seed_spaces, set_space_rng_state, space_rng_state
 
 __all__ = ["Agent", "OffPolicyConfig", "SeededReplay", "TransitionStore", "train_off_policy"]
 
 _CPU = torch.device("cpu")
-
-
-@dataclasses.dataclass(frozen=True)
-class OffPolicyConfig:
-    """Schedule of the off-policy loop."""
-
-    batch_size: int = 256
-    """Transitions per update."""
-    buffer_capacity: int = 1_000_000
-    """Replay capacity in transitions."""
-    random_steps: int = 10_000
-    """Initial steps with uniformly random actions from the (seeded) action space."""
-    learning_starts: int = 10_000
-    """No updates before this many environment steps."""
-    update_every: int = 1
-    """Environment steps between update rounds."""
-    updates_per_round: int = 1
-    """Updates per round (the update-to-data ratio is updates_per_round / update_every)."""
-
-    def __post_init__(self) -> None:
-        for name in ("batch_size", "buffer_capacity", "update_every", "updates_per_round"):
-            positive_int(flag(name, "loop."), getattr(self, name))
-        for name in ("random_steps", "learning_starts"):
-            int_at_least(flag(name, "loop."), getattr(self, name), 0)
 
 
 class Agent(Protocol):
@@ -239,6 +216,7 @@ def train_off_policy(
     with run.progress() as bar:
         if c.step == 0 and rc.eval_episodes:
             last_eval = _evaluate(run, policy, eval_env, 0, bar)
+        run.start_progress(c.step)  # the speed of training, without the step-0 evaluation
         while c.step < rc.total_steps:
             # Act: seeded uniform actions first, so early data does not depend on the init.
             if c.step < cfg.random_steps:
@@ -276,11 +254,14 @@ def train_off_policy(
                 obs = next_obs
 
             # Learn.
+            if c.step == cfg.learning_starts:
+                run.start_progress(c.step)  # the steps before took no update: not the speed
             if c.step >= cfg.learning_starts and c.step % cfg.update_every == 0:
                 for _ in range(cfg.updates_per_round):
                     means.add(namespaced("train", agent.update(sample())))
                     c.updates += 1
             bar.update(1)
+            run.report_progress(c.step)
 
             # Log, evaluate, then checkpoint: a checkpoint covers every entry of its step.
             last = c.step == rc.total_steps

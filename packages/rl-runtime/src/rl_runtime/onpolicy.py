@@ -14,6 +14,7 @@ One iteration::
              from the loop's own generator (checkpointed)
     log      train/ means of the updates, train/episode_return and train/episode_length of the
              episodes that ended, time/sps; eval/ on a separate env; checkpoints
+    eta      once the speed is known (10 s in), the time left; again if it changes by half
     stop     on SIGTERM or Ctrl-C (``run.stop_requested``): checkpoint, raise ``RunInterrupted``
 
 Steps are environment steps: a rollout adds ``N * T`` of them, and the run ends with the first
@@ -35,7 +36,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Mapping
-from typing import Any, Literal, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import gymnasium as gym
 import numpy as np
@@ -43,10 +44,10 @@ import torch
 from rl_buffers import RolloutBatch, RolloutStorage
 from torch import Tensor
 
-from rl_runtime.config import flag, one_of, positive_int, probability
 from rl_runtime.evaluation import EvalResult, agent_policy, evaluate
 from rl_runtime.logger import MetricMeans, namespaced
 from rl_runtime.run import Run
+from rl_runtime.schedules import OnPolicyConfig
 from rl_runtime.seeding import derive_seed, episode_seed, seed_spaces
 from rl_runtime.vecenv import BatchedEnv
 
@@ -58,43 +59,6 @@ __all__ = [
     "train_on_policy",
     "train_stream",
 ]
-
-
-@dataclasses.dataclass(frozen=True)
-class OnPolicyConfig:
-    """Schedule of the on-policy loop."""
-
-    num_envs: int = 8
-    """Environments stepped together (N)."""
-    num_steps: int = 128
-    """Steps per env in a rollout (T); a rollout is N * T environment steps."""
-    gamma: float = 0.99
-    """Discount factor."""
-    gae_lambda: float = 0.95
-    """GAE / lambda-return lambda (1: Monte Carlo, 0: one-step TD)."""
-    update_epochs: int = 4
-    """Passes over each rollout."""
-    num_minibatches: int = 4
-    """Minibatches per pass; must divide N * T."""
-    vector_mode: Literal["sync", "async"] = "sync"
-    """Gymnasium vector env: sync (one process) or async (a worker process per env)."""
-
-    def __post_init__(self) -> None:
-        for name in ("num_envs", "num_steps", "update_epochs", "num_minibatches"):
-            positive_int(flag(name, "loop."), getattr(self, name))
-        for name in ("gamma", "gae_lambda"):
-            probability(flag(name, "loop."), getattr(self, name))
-        one_of("--loop.vector-mode", self.vector_mode, ("sync", "async"))
-        if (self.num_envs * self.num_steps) % self.num_minibatches:
-            raise ValueError(
-                f"--loop.num-minibatches ({self.num_minibatches}) must divide num-envs x num-steps "
-                f"({self.num_envs} x {self.num_steps} = {self.num_envs * self.num_steps})"
-            )
-
-    @property
-    def rollout_steps(self) -> int:
-        """Environment steps per rollout (N * T)."""
-        return self.num_envs * self.num_steps
 
 
 class PolicyStep(NamedTuple):
@@ -323,6 +287,7 @@ def train_on_policy(
     with run.progress() as bar:
         if c.step == 0 and rc.eval_episodes and eval_env is not None:
             last_eval = _evaluate(run, agent, eval_env, 0, bar)
+        run.start_progress(c.step)  # the speed of training, without the step-0 evaluation
         while c.step < rc.total_steps:
             # Rollout. Each step's next_values are known one step later (the next V(obs)),
             # except at a truncation, where they are V(final_obs) of that step.
@@ -377,6 +342,7 @@ def train_on_policy(
             previous = c.step - cfg.rollout_steps
             c.rollouts += 1
             bar.update(cfg.rollout_steps)
+            run.report_progress(c.step)
 
             # Log, evaluate, then checkpoint: a checkpoint covers every entry of its step.
             last = c.step >= rc.total_steps

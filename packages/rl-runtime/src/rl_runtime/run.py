@@ -41,7 +41,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import FrameType
 from typing import IO, TYPE_CHECKING, Any
@@ -63,6 +63,7 @@ __all__ = [
     "CHECKPOINT_FORMAT",
     "CheckpointsLostError",
     "ConfigMismatchError",
+    "ProgressEstimate",
     "Run",
     "RunDirectoryError",
     "RunInUseError",
@@ -291,6 +292,103 @@ def console_logging(*, quiet: bool = False) -> Iterator[None]:
         LOG.removeHandler(handler)
 
 
+class ProgressEstimate:
+    """How long a run has left at the speed measured so far: the line a long run logs once it
+    knows, and again if the estimate moves a lot.
+
+    :meth:`start` begins a measurement at a step; :meth:`update`, called as the run advances,
+    returns ``step N/M: about X min left at the current speed (ETA HH:MM)`` the first time the
+    speed has been measured over ``min_seconds``, then again only when the predicted end has
+    moved by more than ``change`` times the time that was left at the previous line (the
+    speed changed), at most ``max_lines`` lines in all, and never when less than ``min_left``
+    seconds are left (a run about to end needs no estimate); None otherwise. The speed is the
+    average since :meth:`start`, which the loops call after the step-0 evaluation (which says
+    nothing about training speed) and the off-policy loop again when updates begin (the steps
+    before them take none).
+
+    Args:
+        total: The run's last step (``total_steps``).
+        min_seconds: Measure at least this long before the first estimate.
+        change: Relative move of the predicted end that is worth another line.
+        min_left: No line when less than this many seconds are left.
+        max_lines: Lines at most.
+        clock: Monotonic seconds (default ``time.perf_counter``).
+        now: The local wall-clock time, for the ETA (default ``datetime.now``).
+    """
+
+    def __init__(
+        self,
+        total: int,
+        *,
+        min_seconds: float = 10.0,
+        change: float = 0.5,
+        min_left: float = 60.0,
+        max_lines: int = 4,
+        clock: Callable[[], float] | None = None,
+        now: Callable[[], dt.datetime] | None = None,
+    ) -> None:
+        self.total = total
+        self.min_seconds = min_seconds
+        self.change = change
+        self.min_left = min_left
+        self.max_lines = max_lines
+        self._clock = time.perf_counter if clock is None else clock
+        self._now = dt.datetime.now if now is None else now
+        self._origin: tuple[float, int] | None = None  # (clock, step) the speed is measured from
+        self._last: tuple[float, float] | None = None  # (clock, predicted end) of the last line
+        self.lines = 0
+        """Lines returned so far."""
+
+    def start(self, step: int) -> None:
+        """Measure the speed from ``step``, now (an earlier measurement is dropped)."""
+        self._origin = (self._clock(), step)
+
+    def update(self, step: int) -> str | None:
+        """The line to log at ``step``, or None (see the class doc). Cheap enough for every
+        step: a clock read and a few comparisons. Starts the measurement if none is running."""
+        if self._origin is None:
+            self.start(step)
+            return None
+        if self.lines >= self.max_lines or step >= self.total:
+            return None
+        t = self._clock()
+        t0, step0 = self._origin
+        if t - t0 < self.min_seconds or step <= step0:
+            return None
+        left = (self.total - step) * (t - t0) / (step - step0)
+        if left < self.min_left:
+            return None
+        end = t + left
+        if self._last is not None:
+            shown_at, shown_end = self._last
+            if abs(end - shown_end) <= self.change * (shown_end - shown_at):
+                return None
+        self._last = (t, end)
+        self.lines += 1
+        now = self._now()
+        eta = _clock_time(now + dt.timedelta(seconds=left), now)
+        about = _duration(left)
+        return f"step {step}/{self.total}: about {about} left at the current speed (ETA {eta})"
+
+
+def _duration(seconds: float) -> str:
+    """``1.5 min``, ``8.2 min``, ``20 min``, ``7.5 h``."""
+    minutes = seconds / 60.0
+    if minutes >= 120:
+        return f"{minutes / 60:.1f} h"
+    return f"{minutes:.1f} min" if minutes < 10 else f"{minutes:.0f} min"
+
+
+def _clock_time(when: dt.datetime, now: dt.datetime) -> str:
+    """``HH:MM`` on ``now``'s day, ``Tue 03:10`` within the week after it, else the date too."""
+    days = (when.date() - now.date()).days
+    if days == 0:
+        return when.strftime("%H:%M")
+    if 0 < days < 7:
+        return when.strftime("%a %H:%M")
+    return when.strftime("%Y-%m-%d %H:%M")
+
+
 class Run:
     """An open run directory. Use :func:`open_run` to get one, as a context manager.
 
@@ -341,6 +439,7 @@ class Run:
         self._created = created
         self._stop_signal: int | None = None
         self._previous_handlers: dict[int, Any] = {}
+        self._progress_estimate = ProgressEstimate(cfg.run.total_steps)
         self._install_signal_handlers()
 
     @property
@@ -480,6 +579,23 @@ class Run:
             dynamic_ncols=True,
             desc=f"{self.method} {self.cfg.env} seed {rc.seed}",
         )
+
+    def start_progress(self, step: int) -> None:
+        """Measure the training speed from ``step`` on (see :meth:`report_progress`). The loops
+        call it before their first step, after the step-0 evaluation, and the off-policy loop
+        again when its updates begin."""
+        self._progress_estimate.start(step)
+
+    def report_progress(self, step: int) -> None:
+        """Log how long the run has left, once the speed is known (:class:`ProgressEstimate`):
+        one INFO line, ``step N/M: about X min left at the current speed (ETA HH:MM)``, after
+        about ten seconds of training, and again only if the estimate moves by more than half
+        (at most four lines; none when less than a minute is left). ``--quiet`` keeps it in
+        run.log, off the terminal. The loops call it after every step (it costs a clock read),
+        so a long run says how long it takes within seconds, not at its first log entry."""
+        line = self._progress_estimate.update(step)
+        if line is not None:
+            self.log.info(line)
 
     def close(self) -> None:
         """Flush and close the metric sinks, detach this run's log handlers, put the previous

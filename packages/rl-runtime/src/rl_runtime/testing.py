@@ -6,7 +6,9 @@ small replay buffer by :func:`rl_runtime.offpolicy.train_off_policy`. It follows
 the house style (``act``, ``update -> detached metrics``, ``state_dict``), owns a
 ``torch.Generator`` for exploration, and its buffer owns one for sampling, so it exercises every
 piece of state a real method checkpoints. It lives in the package (not in the tests) because the
-kill-and-resume and sweep tests run it in subprocesses through the command line.
+kill-and-resume and sweep tests run it in subprocesses through the command line. Its configs
+and presets live in :mod:`rl_runtime.testing_config` (without torch, for the command line's
+``--help``) and are re-exported here.
 
 The environment ``rltrain/Chain-v0``: states 0..n-1 (n = 6) seen as one-hot vectors, start in
 state 0; action 1 moves right and 0 left, and each move slips the other way with probability
@@ -35,10 +37,16 @@ import torch.nn.functional as F
 from rl_buffers import ReplayBuffer, TransitionBatch, TransitionSpec
 from torch import nn
 
-from rl_runtime.config import RunConfig, RunOptions
-from rl_runtime.offpolicy import OffPolicyConfig, SeededReplay, train_off_policy
+from rl_runtime.offpolicy import SeededReplay, train_off_policy
 from rl_runtime.run import open_run
 from rl_runtime.seeding import derive_seed
+from rl_runtime.testing_config import (
+    CHAIN_ID,
+    LONG_CHAIN_ID,
+    TINY_Q_PRESETS,
+    TinyQAgentConfig,
+    TinyQConfig,
+)
 
 __all__ = [
     "CHAIN_ID",
@@ -55,9 +63,6 @@ __all__ = [
     "kill_at_first_checkpoint",
     "train",
 ]
-
-CHAIN_ID = "rltrain/Chain-v0"
-LONG_CHAIN_ID = "rltrain/LongChain-v0"
 
 
 class ChainEnv(gym.Env[np.ndarray, int]):
@@ -112,20 +117,6 @@ if LONG_CHAIN_ID not in gym.registry:
         entry_point=lambda **kwargs: ChainEnv(**{"length": 12, **kwargs}),
         max_episode_steps=40,
     )
-
-
-@dataclasses.dataclass(frozen=True)
-class TinyQAgentConfig:
-    """Linear Q-learning."""
-
-    lr: float = 0.05
-    """Adam learning rate."""
-    discount: float = 0.9
-    """Discount factor."""
-    epsilon: float = 0.2
-    """Probability of a uniformly random action when exploring."""
-    target_every: int = 50
-    """Updates between copies of the online weights into the target network."""
 
 
 class TinyQAgent:
@@ -211,21 +202,6 @@ class TinyQAgent:
         self.updates = int(state["updates"])
 
 
-@dataclasses.dataclass(frozen=True)
-class TinyQConfig:
-    """rl-train tiny-q: the runtime's test agent."""
-
-    env: str = CHAIN_ID
-    """Gymnasium id of an environment with a flat Box observation and Discrete actions."""
-    agent: TinyQAgentConfig = TinyQAgentConfig()
-    loop: OffPolicyConfig = OffPolicyConfig(  # noqa: RUF009 - frozen, hence immutable
-        batch_size=32, buffer_capacity=10_000, random_steps=100, learning_starts=100
-    )
-    run: RunOptions = RunConfig(  # noqa: RUF009 - frozen, hence immutable
-        total_steps=3_000, eval_every=500, eval_episodes=10, log_every=250, checkpoint_every=1_000
-    )
-
-
 def train(cfg: TinyQConfig) -> Path:
     """Train linear Q-learning as ``cfg`` says; returns the run directory."""
     with (
@@ -264,26 +240,6 @@ def train(cfg: TinyQConfig) -> Path:
             cfg=cfg.loop,
         )
         return run.dir
-
-
-TINY_Q_PRESETS: dict[str, TinyQConfig] = {
-    "chain": TinyQConfig(),
-    # Rewards are rare: a long random phase finds the goal a few times, and replay then
-    # carries its value back along the chain.
-    "long-chain": TinyQConfig(
-        env=LONG_CHAIN_ID,
-        agent=TinyQAgentConfig(lr=0.01, discount=0.95, epsilon=0.3, target_every=100),
-        loop=OffPolicyConfig(
-            batch_size=32,
-            buffer_capacity=10_000,
-            random_steps=2_000,
-            learning_starts=2_000,
-            update_every=2,
-        ),
-        run=RunConfig(total_steps=10_000, eval_every=1_000, log_every=500),
-    ),
-}
-"""The tiny-q presets (``rl-train tiny-q --preset NAME``)."""
 
 
 def kill_at_first_checkpoint(argv: list[str], latest: Path, log: Path) -> None:

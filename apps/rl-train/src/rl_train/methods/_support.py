@@ -91,10 +91,11 @@ class DerivedMethod(Method[C]):
     """A training subcommand with derived settings and fixed fields (see the module doc).
 
     ``parse`` reads the command line once with the preset as it is, calls ``derive`` with that
-    first reading to change every preset (``--env`` sets the agent's environment id, ``--algo``
-    applies the algorithm's settings...), and reads the command line again with the changed
-    presets as the defaults. ``--resume DIR`` without ``--preset`` reads it once, on the run's
-    own config.json. ``check`` then sees the final config beside the defaults it was read on.
+    first reading to change the chosen preset (``--env`` sets the agent's environment id,
+    ``--algo`` applies the algorithm's settings...), and reads the command line again with the
+    changed preset as the defaults. ``--resume DIR`` without ``--preset`` reads it once, on the
+    run's own config.json. ``check`` then sees the final config beside the defaults it was read
+    on.
     """
 
     derive: Callable[[C, str, C], C] | None = None
@@ -125,14 +126,15 @@ class DerivedMethod(Method[C]):
             if first.run.resume is not None and preset is None:
                 cfg = super().parse(argv)  # the run's config.json gives every default
             else:
-                derive = self.derive
-                presets = {
-                    name: p if derive is None else derive(first, name, p)
-                    for name, p in self.presets.items()
-                }
+                # Only the preset read is derived (a derivation may look things up: ot-ilfo's
+                # --env horizon reads gymnasium's registry); the others keep their values.
+                name = preset or self.default_preset
+                defaults = self.presets[name]
+                if self.derive is not None:
+                    defaults = self.derive(first, name, defaults)
+                presets = {**self.presets, name: defaults}
                 plain = Method(self.name, self.config_type, presets, self.train, self.description)
                 cfg = plain.parse(argv)
-                defaults = presets.get(preset or self.default_preset)
         if self.check is not None:
             self.check(cfg, defaults)
         return cfg

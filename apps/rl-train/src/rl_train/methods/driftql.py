@@ -26,49 +26,20 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import gymnasium as gym
-import numpy as np
-import torch
-from driftql.agent import make_agent
-from driftql.config import AgentConfig, Algo, resolve_task, task_preset
-from driftql.data import (
-    DegradeMode,
-    dataset_fingerprint,
-    degrade,
-    fit_to_env,
-    load_minari_episodes,
-    make_offline_buffer,
-    ogbench_episodes,
-    ogbench_relabel,
-    read_ogbench_npz,
-)
-from driftql.evaluation import (
-    make_ogbench_env,
-    minari_reference_scores,
-    normalized_score,
-    ogbench_env_id,
-    ogbench_success,
-    unit_action_env,
-)
-from rl_buffers import io
-from rl_buffers.offline import (
-    DatasetError,
-    DatasetNotFoundError,
-    Episode,
-    make_minari_env,
-    minari_spaces,
-)
+from driftql.config import AgentConfig, Algo, DegradeMode, resolve_task, task_preset
 from rl_runtime.config import RunConfig, RunOptions, config_changes, to_jsonable
-from rl_runtime.evaluation import Policy, agent_policy, evaluate
-from rl_runtime.logger import Scalar
-from rl_runtime.offline import SeededBatches, train_offline
-from rl_runtime.run import Run, make_env_checked, open_run
-from rl_runtime.seeding import derive_seed
 
 from rl_train.method import UsageError
 from rl_train.methods._support import DerivedMethod, quiet_mujoco
+
+if TYPE_CHECKING:
+    import gymnasium as gym
+    from rl_buffers.offline import Episode
+    from rl_runtime.evaluation import Policy
+    from rl_runtime.logger import Scalar
+    from rl_runtime.run import Run
 
 __all__ = ["METHOD", "DriftQLTrainConfig", "train"]
 
@@ -157,6 +128,11 @@ class _Data(NamedTuple):
 
 def _ogbench_data(cfg: DriftQLTrainConfig, run: Run) -> _Data:
     """Relabelled episodes, and a success-rate evaluator on OGBench's own environment."""
+    import gymnasium as gym
+    import numpy as np
+    from driftql.data import ogbench_episodes, ogbench_relabel, read_ogbench_npz
+    from driftql.evaluation import make_ogbench_env, ogbench_env_id, ogbench_success
+
     env_id = ogbench_env_id(cfg.task_name, cfg.task_id)
     raw = read_ogbench_npz(cfg.dataset)  # a bad file fails before the slow environment build
     if "rewards" in raw:
@@ -194,6 +170,12 @@ def _ogbench_data(cfg: DriftQLTrainConfig, run: Run) -> _Data:
 def _minari_data(cfg: DriftQLTrainConfig, run: Run) -> _Data:
     """Minari episodes, and a return / normalised-score evaluator on the dataset's environment
     (or ``--eval-env``)."""
+    from driftql.data import load_minari_episodes
+    from driftql.evaluation import minari_reference_scores, normalized_score
+    from rl_buffers.offline import DatasetError, make_minari_env, minari_spaces
+    from rl_runtime.evaluation import evaluate
+    from rl_runtime.run import make_env_checked
+
     episodes = load_minari_episodes(cfg.dataset, root=cfg.minari_root)
     _, action_space = minari_spaces(cfg.dataset, root=cfg.minari_root)
     if cfg.eval_env:
@@ -221,6 +203,8 @@ def _minari_data(cfg: DriftQLTrainConfig, run: Run) -> _Data:
 def _load(cfg: DriftQLTrainConfig, run: Run) -> _Data:
     """The dataset and its evaluation; a dataset that cannot be used is a UsageError naming
     --dataset (and the other flag that would fix it)."""
+    from rl_buffers.offline import DatasetError, DatasetNotFoundError
+
     try:
         return _ogbench_data(cfg, run) if cfg.is_ogbench else _minari_data(cfg, run)
     except DatasetNotFoundError as e:
@@ -231,6 +215,18 @@ def _load(cfg: DriftQLTrainConfig, run: Run) -> _Data:
 
 def train(cfg: DriftQLTrainConfig) -> Path:
     """Train DriftQL / FQL / BC as ``cfg`` says; returns the run directory."""
+    # Imported here, not at the top: the command line (``--help``) needs only the configs.
+    import torch
+    from driftql.agent import make_agent
+    from driftql.data import dataset_fingerprint, degrade, fit_to_env, make_offline_buffer
+    from driftql.evaluation import unit_action_env
+    from rl_buffers import io
+    from rl_buffers.offline import DatasetError
+    from rl_runtime.evaluation import agent_policy
+    from rl_runtime.offline import SeededBatches, train_offline
+    from rl_runtime.run import open_run
+    from rl_runtime.seeding import derive_seed
+
     if not cfg.dataset:
         raise UsageError("--dataset is required: an OGBench .npz path or a local Minari id")
     if cfg.is_ogbench and not Path(cfg.dataset).is_file():

@@ -26,27 +26,15 @@ import logging
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
-
-import gymnasium as gym
-import numpy as np
-import torch
-from driftql.datagen import (
-    GenerationReport,
-    MinariGenConfig,
-    OGBenchGenConfig,
-    Policy,
-    generate_minari,
-    generate_ogbench,
-    ogbench_val_path,
-)
-from rl_buffers.offline import ActionScale, minari_dataset_dir
-from rl_runtime.checkpoint import NoGoodCheckpointError
-from rl_runtime.evaluation import to_env_action
-from rl_runtime.run import console_logging, resolve_device
+from typing import TYPE_CHECKING, Any, Literal
 
 from rl_train.method import UsageError
 from rl_train.methods._support import CommandMethod, progress_wanted, quiet_mujoco
+
+if TYPE_CHECKING:
+    import gymnasium as gym
+    import torch
+    from driftql.datagen import GenerationReport, Policy
 
 __all__ = ["METHOD", "DataConfig", "generate"]
 
@@ -154,6 +142,9 @@ def _mrq_policy(run_dir: Path, *, device: torch.device, flag: str) -> tuple[Poli
         UsageError: the mrq-drq package is missing, not an mrq-drq run, not a Gym-suite
             environment, or no readable checkpoint.
     """
+    import gymnasium as gym
+    from rl_runtime.checkpoint import NoGoodCheckpointError
+
     try:
         from mrq_drq.learner import load_run_agent
     except ImportError as e:
@@ -177,6 +168,12 @@ def env_policy(act: Callable[[Any], torch.Tensor], space: gym.Space[Any]) -> Pol
     """An actor as a policy of an environment whose action space is ``space``: float32
     observations in; a Box action in ``[-1, 1]`` is mapped onto ``space``'s box, a discrete one
     passes as an index."""
+    import gymnasium as gym
+    import numpy as np
+    import torch
+    from rl_buffers.offline import ActionScale
+    from rl_runtime.evaluation import to_env_action
+
     scale = (
         ActionScale.from_space(space, where=f"action space {space}")
         if isinstance(space, gym.spaces.Box)
@@ -201,6 +198,15 @@ def generate(cfg: DataConfig) -> GenerationReport:
             value out of range (named by its flag), or an existing dataset without
             ``--overwrite``.
     """
+    # Imported here, not at the top: the command line (``--help``) needs only the config.
+    from driftql.datagen import (
+        MinariGenConfig,
+        OGBenchGenConfig,
+        generate_minari,
+        generate_ogbench,
+    )
+    from rl_runtime.run import resolve_device
+
     _check_kind(cfg)
     progress = progress_wanted(cfg.quiet)
     try:
@@ -269,6 +275,9 @@ def generate(cfg: DataConfig) -> GenerationReport:
 
 def _existing(cfg: DataConfig) -> str:
     """``--out X: PATH`` / ``--dataset-id X: DIR``, naming what exists."""
+    from driftql.datagen import ogbench_val_path
+    from rl_buffers.offline import minari_dataset_dir
+
     if cfg.kind == "ogbench" and cfg.out is not None:
         paths = [cfg.out, ogbench_val_path(cfg.out)]
         return f"--out {cfg.out}: {next((p for p in paths if p.exists()), cfg.out)}"
@@ -276,6 +285,8 @@ def _existing(cfg: DataConfig) -> str:
 
 
 def _run(cfg: DataConfig) -> Path:
+    from rl_runtime.run import console_logging
+
     with console_logging(quiet=cfg.quiet):
         quiet_mujoco(LOG)
         report = generate(cfg)

@@ -30,41 +30,25 @@ import dataclasses
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import gymnasium as gym
-import numpy as np
-import torch
-from mrq_drq import MRQAgent, MRQConfig, check_spaces, make_buffer, make_env
+from mrq_drq import MRQConfig
 from mrq_drq import config as mrq_presets
 from mrq_drq.config import EnvConfig, ScheduleConfig
-from mrq_drq.learner import RUN_METHOD as MRQ_RUN_METHOD
-from mrq_drq.learner import MRQLearner, load_run_agent
-from ot_ilfo import (
-    SCRIPTED,
-    EpisodeStats,
-    OTRewarder,
-    RewardConfig,
-    TD3Agent,
-    TD3Config,
-    TimeToHorizon,
-    episode_return,
-    load_expert_states,
-    rollout_states,
-    save_demos,
-)
-from ot_ilfo.learners import RelabelledReplay, TD3Learner, make_td3_learner
-from rl_buffers.offline import DatasetError, DatasetNotFoundError, minari_dataset_dir
-from rl_runtime.checkpoint import NoGoodCheckpointError, read_latest_checkpoint
+from ot_ilfo.config import RewardConfig, TD3Config
+from ot_ilfo.scripted import SCRIPTED
 from rl_runtime.config import RunConfig, RunOptions, from_jsonable
-from rl_runtime.evaluation import obs_to_tensor, to_env_action
-from rl_runtime.offpolicy import OffPolicyConfig, train_off_policy
-from rl_runtime.run import Run, open_run, read_run_info
-from rl_runtime.seeding import derive_seed
-from torch import Tensor
 
 from rl_train.method import UsageError
 from rl_train.methods._support import CommandMethod, DerivedMethod, quiet_mujoco
+
+if TYPE_CHECKING:
+    import gymnasium as gym
+    from mrq_drq.learner import MRQLearner
+    from ot_ilfo.learners import TD3Learner
+    from ot_ilfo.relabel import EpisodeStats
+    from rl_runtime.run import Run
+    from torch import Tensor
 
 __all__ = [
     "DEMOS_METHOD",
@@ -140,6 +124,10 @@ def _env_horizon(env: gym.Env[Any, Any]) -> int:
 def _make_envs(cfg: OTILfOTrainConfig, seed: int) -> tuple[gym.Env[Any, Any], gym.Env[Any, Any]]:
     """MR.Q's Gym preprocessing (float32, actions in [-1, 1]), then the time entry if the
     learner takes it (TD3 by default)."""
+    from mrq_drq import make_env
+    from ot_ilfo.envs import TimeToHorizon
+    from rl_runtime.seeding import derive_seed
+
     env_cfg = EnvConfig(suite="gym", env_id=cfg.env)
     envs = []
     for stream in ("env", "eval_env"):
@@ -176,6 +164,9 @@ class _EpisodeLog:
 
 def _load_experts(cfg: OTILfOTrainConfig, state_dim: int) -> list[Any]:
     """The expert state trajectories; a missing or unusable dataset names --demos."""
+    from ot_ilfo.demos import load_expert_states
+    from rl_buffers.offline import DatasetError, DatasetNotFoundError
+
     try:
         return load_expert_states(
             cfg.demos, root=cfg.minari_root, state_dim=state_dim, num_trajectories=cfg.num_demos
@@ -193,6 +184,16 @@ def _load_experts(cfg: OTILfOTrainConfig, state_dim: int) -> list[Any]:
 
 def train(cfg: OTILfOTrainConfig) -> Path:
     """Train as ``cfg`` says; returns the run directory."""
+    # Imported here, not at the top: the command line (``--help``) needs only the configs.
+    import torch
+    from mrq_drq import MRQAgent, check_spaces, make_buffer
+    from mrq_drq.learner import MRQLearner
+    from ot_ilfo.learners import RelabelledReplay, make_td3_learner
+    from ot_ilfo.rewards import OTRewarder
+    from rl_runtime.offpolicy import OffPolicyConfig, train_off_policy
+    from rl_runtime.run import open_run
+    from rl_runtime.seeding import derive_seed
+
     seed = cfg.run.seed
     quiet_mujoco(LOG)
     with open_run(METHOD.name, cfg) as run:
@@ -271,17 +272,22 @@ def train(cfg: OTILfOTrainConfig) -> Path:
 
 
 def _registered_horizon(env_id: str) -> int | None:
-    """The registered ``max_episode_steps`` of ``env_id``, looked up without importing
-    anything (None for an id gymnasium does not hold yet)."""
+    """The registered ``max_episode_steps`` of ``env_id``, looked up without importing the
+    environment's module (None for an id gymnasium does not hold yet)."""
+    import gymnasium as gym
+
     spec = gym.registry.get(env_id)
     return None if spec is None else spec.max_episode_steps
 
 
 def _on_env(first: OTILfOTrainConfig, name: str, preset: OTILfOTrainConfig) -> OTILfOTrainConfig:
-    """The preset on the first reading's --env: MR.Q's environment and TD3's horizon follow."""
+    """The preset on the first reading's --env: MR.Q's environment and TD3's horizon follow.
+
+    A preset already holds its own environment's horizon, so gymnasium's registry (and with it
+    gymnasium) is consulted only for another --env: ``rl-train ot-ilfo --help`` stays fast."""
     del name
     mrq = dataclasses.replace(preset.mrq, env=EnvConfig(suite="gym", env_id=first.env))
-    horizon = _registered_horizon(first.env)
+    horizon = None if first.env == preset.env else _registered_horizon(first.env)
     td3 = preset.td3 if horizon is None else dataclasses.replace(preset.td3, horizon=horizon)
     return dataclasses.replace(preset, env=first.env, mrq=mrq, td3=td3)
 
@@ -351,6 +357,9 @@ class OTILfODemosConfig:
 
 def _greedy(act: Callable[[Tensor], Tensor], space: gym.Space[Any]) -> Callable[[Any], Any]:
     """A CPU agent's ``act`` as a policy on the environment's observations and actions."""
+    import torch
+    from rl_runtime.evaluation import obs_to_tensor, to_env_action
+
     cpu = torch.device("cpu")
 
     def policy(obs: Any) -> Any:
@@ -364,6 +373,10 @@ def _expert_policy(
     cfg: OTILfODemosConfig,
 ) -> tuple[gym.Env[Any, Any], Callable[[Any], Any], str, bool]:
     """``(env, policy, name, strip_time)``: the env the expert acts in and its greedy policy."""
+    import gymnasium as gym
+    from mrq_drq.learner import RUN_METHOD as MRQ_RUN_METHOD
+    from rl_runtime.run import read_run_info
+
     if cfg.controller is not None:
         env_id, policy = SCRIPTED[cfg.controller]
         if env_id != cfg.env:
@@ -387,16 +400,17 @@ def _expert_policy(
     raise UsageError(f"--expert {cfg.expert}: a {info['method']!r} run cannot be an expert here")
 
 
-# The expert's run is only read, never locked or written to: it may still be training.
-_UNREADABLE = (FileNotFoundError, ValueError, NoGoodCheckpointError)
-
-
 def _mrq_expert(
     run_dir: Path, seed: int
 ) -> tuple[gym.Env[Any, Any], Callable[[Any], Any], str, bool]:
+    from mrq_drq import make_env
+    from mrq_drq.learner import load_run_agent
+    from rl_runtime.checkpoint import NoGoodCheckpointError
+
+    # The expert's run is only read, never locked or written to: it may still be training.
     try:
         mrq = load_run_agent(run_dir, log=LOG).agent
-    except _UNREADABLE as e:
+    except (FileNotFoundError, ValueError, NoGoodCheckpointError) as e:
         raise UsageError(f"--expert {run_dir}: {e}") from e
     env = make_env(mrq.cfg.env, seed=seed, evaluation=True)
     act = lambda obs: mrq.act(obs, explore=False)  # noqa: E731
@@ -406,11 +420,15 @@ def _mrq_expert(
 def _td3_expert(
     run_dir: Path, train_cfg: OTILfOTrainConfig, seed: int
 ) -> tuple[gym.Env[Any, Any], Callable[[Any], Any], str, bool]:
+    from mrq_drq import check_spaces
+    from ot_ilfo.agent import TD3Agent
+    from rl_runtime.checkpoint import NoGoodCheckpointError, read_latest_checkpoint
+
     if train_cfg.learner != "td3":
         raise UsageError(f"--expert {run_dir}: an ot-ilfo run with --learner td3 is needed")
-    try:
+    try:  # read only, as above
         state = read_latest_checkpoint(run_dir, log=LOG).state["agent"]
-    except _UNREADABLE as e:
+    except (FileNotFoundError, ValueError, NoGoodCheckpointError) as e:
         raise UsageError(f"--expert {run_dir}: {e}") from e
     env, eval_env = _make_envs(train_cfg, seed)
     eval_env.close()
@@ -429,6 +447,11 @@ def make_demos(cfg: OTILfODemosConfig) -> Path:
         UsageError: the dataset exists and ``--overwrite`` is not given (checked first), or
             the expert cannot act here (see :func:`_expert_policy`).
     """
+    import gymnasium as gym
+    import numpy as np
+    from ot_ilfo.demos import episode_return, rollout_states, save_demos
+    from rl_buffers.offline import minari_dataset_dir
+
     target = minari_dataset_dir(cfg.dataset_id, cfg.minari_root)
     exists = UsageError(
         f"--dataset-id {cfg.dataset_id}: {target} already exists; pass --overwrite to replace it"
@@ -469,14 +492,18 @@ def make_demos(cfg: OTILfODemosConfig) -> Path:
 _PENDULUM_RUN = RunConfig(
     total_steps=20_000, eval_every=2_000, eval_episodes=5, log_every=1_000, checkpoint_every=5_000
 )
+_PENDULUM_TD3 = TD3Config(horizon=200)
+"""The paper's TD3 on Pendulum-v1, whose episodes are 200 steps long (its max_episode_steps)."""
 
 METHOD = DerivedMethod(
     name="ot-ilfo",
     config_type=OTILfOTrainConfig,
     presets={
         # First = default: one scripted swing-up demonstration, learns within CPU minutes.
-        "pendulum": OTILfOTrainConfig(random_steps=1_000, run=_PENDULUM_RUN),
-        "pendulum-mrq": OTILfOTrainConfig(learner="mrq", random_steps=1_000, run=_PENDULUM_RUN),
+        "pendulum": OTILfOTrainConfig(td3=_PENDULUM_TD3, random_steps=1_000, run=_PENDULUM_RUN),
+        "pendulum-mrq": OTILfOTrainConfig(
+            learner="mrq", td3=_PENDULUM_TD3, random_steps=1_000, run=_PENDULUM_RUN
+        ),
         # The paper's setting on a MuJoCo task (1M steps, 10k random, T = 1000).
         "gym": OTILfOTrainConfig(
             env="HalfCheetah-v5",
