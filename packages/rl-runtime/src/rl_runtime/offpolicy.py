@@ -307,16 +307,7 @@ def _evaluate(
 ) -> EvalResult:
     rc = run.run_cfg
     result = evaluate(policy, eval_env, episodes=rc.eval_episodes, seed=rc.seed)
-    run.logger.log(step, result.metrics())
-    bar.set_postfix(eval_return=f"{result.mean_return:.4g}", refresh=False)
-    run.log.info(
-        "step %d: eval/return %.4g ± %.3g over %d episodes",
-        step,
-        result.mean_return,
-        result.std_return,
-        len(result.returns),
-    )
-    return result
+    return run.log_evaluation(step, result, bar)
 
 
 def _start_episode(run: Run, env: gym.Env[Any, Any], c: _Counters, saved_obs: Any) -> Any:

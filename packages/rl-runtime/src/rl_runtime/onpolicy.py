@@ -464,16 +464,7 @@ def _evaluate(
         result = evaluate_batched(
             agent, eval_env, episodes=rc.eval_episodes, seed=rc.seed, device=run.device
         )
-    run.logger.log(step, result.metrics())
-    bar.set_postfix(eval_return=f"{result.mean_return:.4g}", refresh=False)
-    run.log.info(
-        "step %d: eval/return %.4g ± %.3g over %d episodes",
-        step,
-        result.mean_return,
-        result.std_return,
-        len(result.returns),
-    )
-    return result
+    return run.log_evaluation(step, result, bar)
 
 
 def evaluate_batched(

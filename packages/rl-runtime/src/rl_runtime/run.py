@@ -59,6 +59,8 @@ from rl_runtime.seeding import capture_rng, restore_rng, seed_everything
 if TYPE_CHECKING:
     import gymnasium as gym
 
+    from rl_runtime.evaluation import EvalResult
+
 __all__ = [
     "CHECKPOINT_FORMAT",
     "CheckpointsLostError",
@@ -557,6 +559,20 @@ class Run:
         for signum, previous in self._previous_handlers.items():
             signal.signal(signum, signal.SIG_DFL if previous is None else previous)
         self._previous_handlers = {}
+
+    def log_evaluation(self, step: int, result: EvalResult, bar: Any) -> EvalResult:
+        """Record an evaluation at ``step``: its ``eval/`` metrics, the progress bar's postfix
+        and one log line. Returns ``result``."""
+        self.logger.log(step, result.metrics())
+        bar.set_postfix(eval_return=f"{result.mean_return:.4g}", refresh=False)
+        self.log.info(
+            "step %d: eval/return %.4g ± %.3g over %d episodes",
+            step,
+            result.mean_return,
+            result.std_return,
+            len(result.returns),
+        )
+        return result
 
     def restore_rng(self) -> None:
         """Restore the global RNG states of the restored checkpoint (no-op on a fresh run).
