@@ -38,6 +38,7 @@ from rl_buffers import (
 )
 from rl_buffers import io as rio
 from rl_buffers.__main__ import main as cli
+from rl_buffers.testing import assert_bitwise
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -88,30 +89,6 @@ ATTACKS: dict[str, tuple[Callable[[Path], RunsOnLoad], str]] = {
         "builtins.eval",
     ),
 }
-
-
-def assert_bitwise(a: Any, b: Any, where: str = "state") -> None:
-    """Same types all the way down and the same bits in every tensor, array and float."""
-    assert type(a) is type(b), f"{where}: {type(a).__name__} != {type(b).__name__}"
-    if isinstance(a, torch.Tensor):
-        assert (a.dtype, a.shape, a.device) == (b.dtype, b.shape, b.device), where
-        assert torch.equal(a.reshape(-1).view(torch.uint8), b.reshape(-1).view(torch.uint8)), where
-    elif isinstance(a, np.ndarray | np.generic):
-        assert a.dtype == b.dtype, f"{where}: dtype {a.dtype} != {b.dtype}"
-        assert np.shape(a) == np.shape(b), f"{where}: shape {np.shape(a)} != {np.shape(b)}"
-        assert a.tobytes() == b.tobytes(), f"{where}: bits differ"
-    elif isinstance(a, float):
-        assert a.hex() == b.hex(), f"{where}: {a!r} != {b!r}"
-    elif isinstance(a, dict):
-        assert list(a) == list(b), f"{where}: keys {list(a)} != {list(b)}"
-        for k in a:
-            assert_bitwise(a[k], b[k], f"{where}.{k}")
-    elif isinstance(a, list | tuple):
-        assert len(a) == len(b), f"{where}: length {len(a)} != {len(b)}"
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            assert_bitwise(x, y, f"{where}[{i}]")
-    else:
-        assert a == b, f"{where}: {a!r} != {b!r}"
 
 
 def filled_buffer(sampler: Any, *, pixels: bool = False, n: int = 70) -> ReplayBuffer:

@@ -45,3 +45,16 @@ def test_nan_tensors_differ() -> None:
     nan = torch.tensor([float("nan")])
     with pytest.raises(AssertionError, match="values differ"):
         assert_same_state(nan, nan.clone())
+
+
+def test_assert_bitwise_checks_types_dtypes_and_bits() -> None:
+    from rl_buffers.testing import assert_bitwise
+
+    state = {"a": [torch.arange(3), np.float32(0.5)], "b": (1, float("nan"))}
+    assert_bitwise(state, {"a": [torch.arange(3), np.float32(0.5)], "b": (1, float("nan"))})
+    with pytest.raises(AssertionError, match=r"state.b\[0\]: int != float"):
+        assert_bitwise(state, {"a": [torch.arange(3), np.float32(0.5)], "b": (1.0, 0.0)})
+    with pytest.raises(AssertionError, match="dtype int32 != int64"):
+        assert_bitwise(np.zeros(2, np.int32), np.zeros(2, np.int64))
+    with pytest.raises(AssertionError, match=r"x\[1\]: bits differ"):
+        assert_bitwise([torch.zeros(2), torch.tensor([0.0, -0.0])], [torch.zeros(2)] * 2, "x")

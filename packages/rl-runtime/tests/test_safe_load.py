@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import torch
 from rl_buffers import io
+from rl_buffers.testing import assert_bitwise
 from rl_runtime.checkpoint import CheckpointManager, read_latest_checkpoint
 from rl_runtime.config import RunConfig
 from rl_runtime.run import open_run
@@ -56,29 +57,6 @@ class RunsOnLoad:
 
 def creates(marker: Path) -> RunsOnLoad:
     return RunsOnLoad(f"open({str(marker)!r}, 'w').close()")
-
-
-def assert_bitwise(a: Any, b: Any, where: str = "state") -> None:
-    """Same types all the way down and the same bits in every tensor, array and float."""
-    assert type(a) is type(b), f"{where}: {type(a).__name__} != {type(b).__name__}"
-    if isinstance(a, torch.Tensor):
-        assert (a.dtype, a.shape) == (b.dtype, b.shape), where
-        assert torch.equal(a.reshape(-1).view(torch.uint8), b.reshape(-1).view(torch.uint8)), where
-    elif isinstance(a, np.ndarray | np.generic):
-        assert (a.dtype, np.shape(a)) == (b.dtype, np.shape(b)), where
-        assert a.tobytes() == b.tobytes(), f"{where}: bits differ"
-    elif isinstance(a, float):
-        assert a.hex() == b.hex(), f"{where}: {a!r} != {b!r}"
-    elif isinstance(a, dict):
-        assert list(a) == list(b), f"{where}: keys {list(a)} != {list(b)}"
-        for k in a:
-            assert_bitwise(a[k], b[k], f"{where}.{k}")
-    elif isinstance(a, list | tuple):
-        assert len(a) == len(b), f"{where}: length {len(a)} != {len(b)}"
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            assert_bitwise(x, y, f"{where}[{i}]")
-    else:
-        assert a == b, f"{where}: {a!r} != {b!r}"
 
 
 def tiny_cfg(root: Path, **run: Any) -> TinyQConfig:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["assert_same_state"]
+__all__ = ["assert_bitwise", "assert_same_state"]
 
 
 def assert_same_state(a: Any, b: Any, where: str = "state") -> None:
@@ -51,5 +51,49 @@ def assert_same_state(a: Any, b: Any, where: str = "state") -> None:
         assert len(la) == len(lb), f"{where}: length {len(la)} != {len(lb)}"
         for i, (x, y) in enumerate(zip(la, lb, strict=True)):
             assert_same_state(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, f"{where}: {a!r} != {b!r}"
+
+
+def assert_bitwise(a: Any, b: Any, where: str = "state") -> None:
+    """Assert that two nested states have the same types all the way down and the same bits in
+    every tensor, array and float (stricter than :func:`assert_same_state`: ``1 == 1.0`` and an
+    int32 array equal to an int64 one both fail; NaNs with the same bits pass).
+
+    Args:
+        a: One state.
+        b: The other.
+        where: Name of the root in the failure message.
+
+    Raises:
+        AssertionError: Naming the path of the first difference.
+    """
+    assert type(a) is type(b), f"{where}: {type(a).__name__} != {type(b).__name__}"
+    if isinstance(a, torch.Tensor):
+        t: torch.Tensor = b
+        assert (a.dtype, a.shape, a.device) == (t.dtype, t.shape, t.device), where
+        same = torch.equal(a.reshape(-1).view(torch.uint8), t.reshape(-1).view(torch.uint8))
+        assert same, f"{where}: bits differ"
+    elif isinstance(a, np.ndarray | np.generic):
+        # a 0-d array for a numpy scalar: same dtype and bytes
+        xa: np.ndarray[Any, np.dtype[Any]] = np.asarray(a)  # pyright: ignore[reportUnknownArgumentType, reportUnknownVariableType]
+        xb: np.ndarray[Any, np.dtype[Any]] = np.asarray(b)
+        assert xa.dtype == xb.dtype, f"{where}: dtype {xa.dtype} != {xb.dtype}"
+        assert xa.shape == xb.shape, f"{where}: shape {xa.shape} != {xb.shape}"
+        assert xa.tobytes() == xb.tobytes(), f"{where}: bits differ"
+    elif isinstance(a, float):
+        assert a.hex() == float(b).hex(), f"{where}: {a!r} != {b!r}"
+    elif isinstance(a, dict):
+        da: dict[Any, Any] = a  # pyright: ignore[reportUnknownVariableType]
+        db: dict[Any, Any] = b
+        assert list(da) == list(db), f"{where}: keys {list(da)} != {list(db)}"
+        for k in da:
+            assert_bitwise(da[k], db[k], f"{where}.{k}")
+    elif isinstance(a, list | tuple):
+        sa: list[Any] = list(a)  # pyright: ignore[reportUnknownArgumentType]
+        sb: list[Any] = list(b)
+        assert len(sa) == len(sb), f"{where}: length {len(sa)} != {len(sb)}"
+        for i, (u, v) in enumerate(zip(sa, sb, strict=True)):
+            assert_bitwise(u, v, f"{where}[{i}]")
     else:
         assert a == b, f"{where}: {a!r} != {b!r}"
