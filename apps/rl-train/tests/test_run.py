@@ -66,7 +66,7 @@ def test_run_directory_layout(tiny_args, run_dir, metrics):
     events = EventAccumulator(str(run / "tb"))
     events.Reload()
     tags = set(events.Tags()["scalars"])
-    assert {"eval/return", "train/q_loss", "buffer/size", "time/sps"} <= tags
+    assert {"eval/return", "train/critic_loss", "buffer/size", "time/sps"} <= tags
     assert [e.step for e in events.Scalars("eval/return")] == evals
 
 

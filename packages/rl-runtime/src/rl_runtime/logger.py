@@ -103,16 +103,7 @@ class MetricMeans:
 
     def add(self, metrics: Mapping[str, Scalar]) -> None:
         """Accumulate one observation of each metric in ``metrics``."""
-        for key, value in metrics.items():
-            _check_key(key)
-            v = value.detach() if isinstance(value, torch.Tensor) else value
-            if key in self._sums:
-                total: Any = self._sums[key]
-                self._sums[key] = total + v
-                self._counts[key] += 1
-            else:
-                self._sums[key] = v
-                self._counts[key] = 1
+        self.add_sum(metrics, 1)
 
     def add_sum(self, sums: Mapping[str, Scalar], count: int) -> None:
         """Accumulate ``count`` observations of each metric given by their sum (e.g. the

@@ -169,7 +169,7 @@ class TinyQAgent:
         return torch.where(coin < self.cfg.epsilon, random_action, greedy)
 
     def update(self, batch: TransitionBatch) -> dict[str, torch.Tensor]:
-        """One TD step on ``batch``; returns detached 0-dim ``q_loss`` and ``q_mean``."""
+        """One TD step on ``batch``; returns detached 0-dim ``critic_loss`` and ``q_mean``."""
         with torch.no_grad():
             next_q = self.q_target(batch.next_obs).max(-1).values  # (B,)
             target = batch.reward + self.cfg.discount * batch.not_done * next_q
@@ -181,7 +181,7 @@ class TinyQAgent:
         self.updates += 1
         if self.updates % self.cfg.target_every == 0:
             self.q_target.load_state_dict(self.q.state_dict())
-        return {"q_loss": loss.detach(), "q_mean": q.detach().mean()}
+        return {"critic_loss": loss.detach(), "q_mean": q.detach().mean()}
 
     def state_dict(self) -> dict[str, Any]:
         """Weights, target weights, optimiser, exploration generator, update counter."""
