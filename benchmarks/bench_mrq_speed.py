@@ -9,6 +9,10 @@ Measures, per torch thread count:
     embedding), i.e. the official algorithm's computation in eager PyTorch;
   - ``ours_eager``: :class:`mrq_drq.MRQAgent` without ``torch.compile``;
   - ``ours_compiled``: :class:`mrq_drq.MRQAgent` with ``compile=True``;
+  both with their dense layers on the GEMM path :mod:`rl_nets.gemm` picks (``"auto"``: oneDNN
+  or torch's default, per product, by timing the network's own shapes once), and again as
+  ``ours_eager_todays_gemm`` / ``ours_compiled_todays_gemm`` with every product forced onto
+  torch's default path (``addmm``/``mm``, MKL), which is what ``fast_gemm_speedup`` compares;
 * env steps/s of the full step schedule (act + env step + buffer add + sampling + a target sync
   with 250 encoder updates every 250 steps + one value/policy update per step): measured
   directly for the fastest of ours over ``--loop-steps`` steps (``loop_measured``), and, for
@@ -29,6 +33,13 @@ machines, ratios against ``official`` or ``baseline`` do not.
     uv run --no-sync python benchmarks/bench_mrq_speed.py                 # threads 1 and 2
     uv run --no-sync python benchmarks/bench_mrq_speed.py --quick         # smoke run
     uv run --no-sync python benchmarks/bench_mrq_speed.py --official ../MRQ   # and the official
+
+Each full run ends with the 1-thread ceiling (``ceiling_1_thread``, also alone with ``--ceiling``):
+the updates' matrix-product FLOPs over the fastest GEMM rate any path torch offers reaches on this
+machine at the updates' shapes (MKL ``addmm``/``mm`` and oneDNN, forward and both gradient
+layouts), naming the path that reached it. The JSON records the CPU model, family/model and vector
+flags, torch's BLAS and oneDNN, the threads, the load average before and after every thread count,
+the exact command, and the GEMM path decisions.
 """
 
 from __future__ import annotations
@@ -56,6 +67,7 @@ import torch.nn.functional as F
 from mrq_drq import MRQAgent, MRQConfig, check_spaces, drq, gym, make_buffer, make_env
 from rl_buffers import NStepBatch, ReplayBuffer, SubTrajectoryBatch
 from rl_buffers.io import atomic_write
+from rl_nets import gemm
 from rl_runtime.evaluation import to_env_action
 from torch import Tensor, nn
 
@@ -387,11 +399,14 @@ def components(
     ]
     rl_batches: list[NStepBatch] = [buf.sample_nstep(256, gen, n=3, gamma=0.99) for _ in range(4)]
     baseline = BaselineMRQ(spec.obs_shape[0], spec.action_dim)
-    agents = {
-        "ours_eager": MRQAgent(cfg, spec, seed=0),
-        "ours_compiled": MRQAgent(cfg, spec, seed=0, compile=True),
+    # name -> (agent, GEMM path of its dense layers)
+    agents: dict[str, tuple[MRQAgent, gemm.GemmPath]] = {
+        "ours_eager": (MRQAgent(cfg, spec, seed=0), "auto"),
+        "ours_compiled": (MRQAgent(cfg, spec, seed=0, compile=True), "auto"),
+        "ours_eager_todays_gemm": (MRQAgent(cfg, spec, seed=0), "default"),
+        "ours_compiled_todays_gemm": (MRQAgent(cfg, spec, seed=0, compile=True), "default"),
     }
-    for agent in agents.values():
+    for agent, _ in agents.values():
         agent.sync_targets(buf.reward_scale())
 
     counter = {"i": 0}
@@ -413,10 +428,18 @@ def components(
     fns: dict[str, dict[str, Callable[[], object]]] = {
         "baseline": {"encoder_ms": base_enc, "rl_ms": base_rl},
     }
-    for name, agent in agents.items():
+
+    def on_path(fn: Callable[[], object], path: gemm.GemmPath) -> Callable[[], object]:
+        def run() -> object:
+            with gemm.use_gemm_path(path):
+                return fn()
+
+        return run
+
+    for name, (agent, path) in agents.items():
         fns[name] = {
-            "encoder_ms": lambda a=agent: a.update_encoder(pick(enc_batches)),
-            "rl_ms": lambda a=agent: a.update_rl(pick(rl_batches)),
+            "encoder_ms": on_path(lambda a=agent: a.update_encoder(pick(enc_batches)), path),
+            "rl_ms": on_path(lambda a=agent: a.update_rl(pick(rl_batches)), path),
         }
     if official is not None:
         official.sync()
@@ -445,8 +468,13 @@ def components(
     }
 
 
-def full_loop(cfg: MRQConfig, steps: int, compile: bool, seed: int = 0) -> dict[str, float]:
-    """Env steps/s of the full schedule over ``steps`` steps (starting with a sync + burst)."""
+def full_loop(
+    cfg: MRQConfig, steps: int, compile: bool, seed: int = 0, train: bool = True
+) -> dict[str, float]:
+    """Env steps/s of the full schedule over ``steps`` steps (starting with a sync + burst).
+
+    With ``train=False`` only the per-step overhead is measured: act, env step, add and the
+    sampling of both batches, without the updates (``--loop-steps 0``, for loaded machines)."""
     buf, spec, env, obs = _fill(cfg, cfg.schedule.random_steps, seed)
     agent = MRQAgent(cfg, spec, seed=seed, compile=compile)
     gen = torch.Generator().manual_seed(seed)
@@ -465,6 +493,12 @@ def full_loop(cfg: MRQConfig, steps: int, compile: bool, seed: int = 0) -> dict[
         if terminated or truncated:
             obs, _ = env.reset()
         overhead += time.perf_counter() - t0
+        if not train:
+            t0 = time.perf_counter()
+            buf.sample_subtrajectory(256, gen, horizon=5)
+            buf.sample_nstep(256, gen, n=3, gamma=0.99)
+            overhead += time.perf_counter() - t0
+            continue
         if agent.sync_due:
             agent.sync_targets(buf.reward_scale())
             for _ in range(cfg.schedule.encoder_updates_per_sync):
@@ -488,44 +522,116 @@ def full_loop(cfg: MRQConfig, steps: int, compile: bool, seed: int = 0) -> dict[
     }
 
 
-def ceiling(cfg: MRQConfig, buf: ReplayBuffer, spec: Any, overhead_ms: float) -> dict[str, Any]:
-    """The fastest any implementation of these updates can be on one thread of this machine.
+def gemm_rates(threads: int, calls: int = 40) -> dict[str, dict[str, float]]:
+    """GFLOPS of every GEMM path torch offers at the updates' shapes (rows x in x out), for the
+    forward ``x @ W.T + b`` and the two gradient products (``g @ W`` and ``g.T @ x``), timed
+    interleaved on ``threads`` threads: MKL (``addmm``/``mm``, torch's default) and oneDNN
+    (``torch.ops.mkldnn._linear_pointwise``) when this torch has it."""
+    torch.set_num_threads(threads)
+    lp = torch.ops.mkldnn._linear_pointwise if gemm.onednn_available() else None
+    rates: dict[str, dict[str, float]] = {}
+    for m, k, n in ((256, 512, 512), (1280, 512, 512), (256, 768, 512), (256, 512, 578)):
+        x, w, b, g = torch.randn(m, k), torch.randn(n, k), torch.randn(n), torch.randn(m, n)
+        fns: dict[str, Callable[[], object]] = {
+            "mkl forward": lambda x=x, w=w, b=b: torch.addmm(b, x, w.t()),
+            "mkl grad_input": lambda g=g, w=w: g.mm(w),
+            "mkl grad_weight": lambda g=g, x=x: x.t().mm(g),
+        }
+        if lp is not None:
+            fns |= {
+                "onednn forward": lambda x=x, w=w, b=b: lp(x, w, b, "none", [], ""),
+                "onednn grad_input": lambda g=g, w=w: lp(g, w.t(), None, "none", [], ""),
+                "onednn grad_weight": lambda g=g, x=x: lp(g.t(), x.t(), None, "none", [], ""),
+            }
+        for fn in fns.values():
+            _time(fn, 5)  # warm-up
+        walls: dict[str, list[float]] = {name: [] for name in fns}
+        for _ in range(4):
+            for name, fn in fns.items():
+                walls[name] += _time(fn, calls // 4)[0]
+        rates[f"{m}x{k}x{n}"] = {
+            name: round(2 * m * k * n / (statistics.median(v) / 1e3) / 1e9, 1)
+            for name, v in walls.items()
+        }
+    return rates
+
+
+def ceiling(
+    cfg: MRQConfig, buf: ReplayBuffer, spec: Any, overhead_ms: float, threads: int = 1
+) -> dict[str, Any]:
+    """The fastest any implementation of these updates can be on ``threads`` threads here.
 
     Counts the matrix-product FLOPs of one encoder and one value + policy update of
-    :class:`MRQAgent` (``torch.utils.flop_counter``: forward and backward), times single-thread
-    products of the updates' shapes to find this core's peak GFLOPS, and divides: the GEMM time
-    alone, at peak, plus the measured per-step overhead, gives the ceiling in env steps/s.
+    :class:`MRQAgent` (``torch.utils.flop_counter``: forward and backward, counted on torch's
+    default path, which the counter understands), times every GEMM path torch offers at the
+    updates' shapes (:func:`gemm_rates`) to find the fastest rate on this machine, and divides:
+    the GEMM time alone, at that rate, plus the measured per-step overhead, gives the ceiling in
+    env steps/s. The ceiling with MKL's best rate alone (the previous definition) is kept too.
     """
     from torch.utils.flop_counter import FlopCounterMode
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     gen = torch.Generator().manual_seed(0)
     agent = MRQAgent(cfg, spec, seed=0)
     agent.sync_targets(buf.reward_scale())
     flops = {}
-    for name, fn in (
-        ("encoder", lambda: agent.update_encoder(buf.sample_subtrajectory(256, gen, horizon=5))),
-        ("rl", lambda: agent.update_rl(buf.sample_nstep(256, gen, n=3, gamma=0.99))),
-    ):
-        with FlopCounterMode(display=False) as counter:
-            fn()
-        flops[name] = counter.get_total_flops()
-    gflops = {}
-    for m, k, n in ((256, 512, 512), (1280, 512, 512), (256, 768, 512), (512, 256, 512)):
-        a, b = torch.randn(m, k), torch.randn(k, n)
-        _time(lambda a=a, b=b: a @ b, 20)  # warm-up
-        wall, _ = _time(lambda a=a, b=b: a @ b, 200)
-        gflops[f"{m}x{k}x{n}"] = round(2 * m * k * n / (statistics.median(wall) / 1e3) / 1e9, 1)
-    peak = max(gflops.values())
-    floor_ms = {name: round(f / peak / 1e6, 1) for name, f in flops.items()}
+    with gemm.use_gemm_path("default"):
+        for name, fn in (
+            (
+                "encoder",
+                lambda: agent.update_encoder(buf.sample_subtrajectory(256, gen, horizon=5)),
+            ),
+            ("rl", lambda: agent.update_rl(buf.sample_nstep(256, gen, n=3, gamma=0.99))),
+        ):
+            with FlopCounterMode(display=False) as counter:
+                fn()
+            flops[name] = counter.get_total_flops()
+    rates = gemm_rates(threads)
+    best_of = {name: max(r[name] for r in rates.values()) for name in next(iter(rates.values()))}
+    fastest = max(best_of, key=lambda name: best_of[name])
+    peak = best_of[fastest]
+    mkl_peak = max(v for name, v in best_of.items() if name.startswith("mkl"))
+
+    def steps_per_s(rate: float) -> float:
+        floor = sum(f / rate / 1e6 for f in flops.values())
+        return round(1e3 / (floor + overhead_ms), 2)
+
     return {
+        "threads": threads,
         "gemm_gflop_per_update": {name: round(f / 1e9, 2) for name, f in flops.items()},
-        "gemm_gflops_1_thread": gflops,
+        "gemm_gflops_by_path_and_shape": rates,
+        "best_gflops_by_path": best_of,
+        "fastest_gemm": fastest,
         "peak_gflops": peak,
-        "gemm_floor_ms": floor_ms,
+        "gemm_floor_ms": {name: round(f / peak / 1e6, 1) for name, f in flops.items()},
         "overhead_ms_per_step": overhead_ms,
-        "ceiling_env_steps_per_s": round(1e3 / (sum(floor_ms.values()) + overhead_ms), 2),
+        "ceiling_env_steps_per_s": steps_per_s(peak),
+        "mkl_peak_gflops": mkl_peak,
+        "ceiling_env_steps_per_s_with_mkl_only": steps_per_s(mkl_peak),
     }
+
+
+def _ceiling_entry(
+    results: dict[str, Any], cfg: MRQConfig, buf: ReplayBuffer, spec: Any
+) -> dict[str, Any]:
+    """:func:`ceiling` at 1 thread, set against the 1-thread rates of ``results``."""
+    one = results["by_threads"]["1"]
+    load_before = os.getloadavg()
+    entry = ceiling(cfg, buf, spec, one["loop_measured"]["overhead_ms_per_step"])
+    entry["load_average_before"] = load_before
+    rates = one["env_steps_per_s_from_components"]
+    best = one["loop_measured"]["config"]
+    entry["ours"] = best
+    ceiling_rate = entry["ceiling_env_steps_per_s"]
+    entry["ours_fraction_of_ceiling"] = round(rates[best] / ceiling_rate, 3)
+    cpu_rates = one.get("env_steps_per_s_from_cpu_times", {})
+    if best in cpu_rates:
+        entry["ours_fraction_of_ceiling_cpu_times"] = round(cpu_rates[best] / ceiling_rate, 3)
+    if "official" in rates:
+        entry["ceiling_over_official"] = round(ceiling_rate / rates["official"], 3)
+    if "official" in cpu_rates:
+        entry["ceiling_over_official_cpu_times"] = round(ceiling_rate / cpu_rates["official"], 3)
+    return entry
 
 
 def main() -> None:
@@ -533,7 +639,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--loop-steps", type=int, default=250)
+    parser.add_argument(
+        "--loop-steps",
+        type=int,
+        default=250,
+        help="steps of the measured loops; 0: no loops, the per-step overhead from 100 steps "
+        "without updates (for loaded machines)",
+    )
     parser.add_argument("--fill", type=int, default=10_000, help="random transitions in the buffer")
     parser.add_argument("--algorithm", choices=["mrq", "drq"], default="mrq")
     parser.add_argument("--quick", action="store_true", help="tiny counts: a smoke run")
@@ -546,7 +658,7 @@ def main() -> None:
     parser.add_argument(
         "--ceiling",
         action="store_true",
-        help="only add the 1-thread GEMM ceiling to the existing --out file (run it after a full run)",
+        help="only (re)compute the 1-thread GEMM ceiling into the existing --out file",
     )
     args = parser.parse_args()
     if args.quick:
@@ -560,17 +672,9 @@ def main() -> None:
     )
     if args.ceiling:
         results = json.loads(args.out.read_text())
-        one = results["by_threads"]["1"]
         buf, spec, _, _ = _fill(cfg, args.fill)
-        entry = ceiling(cfg, buf, spec, one["loop_measured"]["overhead_ms_per_step"])
-        entry["load_average_at_start"] = os.getloadavg()
-        if "official" in one["components_ms"]:
-            official_rate = one["env_steps_per_s_from_components"]["official"]
-            entry["ceiling_over_official"] = round(
-                entry["ceiling_env_steps_per_s"] / official_rate, 3
-            )
-        results["ceiling_1_thread"] = entry
-        print(json.dumps(entry, indent=2))
+        results["ceiling_1_thread"] = _ceiling_entry(results, cfg, buf, spec)
+        print(json.dumps(results["ceiling_1_thread"], indent=2))
         with atomic_write(args.out, "w") as f:
             json.dump(results, f, indent=2)
         return
@@ -588,10 +692,17 @@ def main() -> None:
         "algorithm": args.algorithm,
         "env": "HalfCheetah-v5",
         "architecture": "paper (zs/zsa 512, za 256, hidden 512, 65 bins), batch 256, horizon 5, 3-step",
+        "command": " ".join(["python", *sys.argv]),
+        "machine": gemm.machine_report(),
         "torch": torch.__version__,
         "cpu": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
         "load_average_at_start": os.getloadavg(),
+        "gemm_paths": (
+            "ours_*: rl_nets.gemm 'auto' (oneDNN or torch's default per product, chosen by timing "
+            "the network's shapes once); ours_*_todays_gemm: every product on torch's default "
+            "path (addmm/mm, MKL); official and baseline: plain torch (addmm/mm)"
+        ),
         "baseline": "plain-torch re-statement of the official MR.Q update (this file, BaselineMRQ)",
         "official_reference": OFFICIAL,
         "official_checkout": str(args.official) if args.official else None,
@@ -599,12 +710,19 @@ def main() -> None:
     }
     for threads in args.threads:
         torch.set_num_threads(threads)
+        load_before = os.getloadavg()
         comp = components(cfg, buf, spec, args.rounds, args.repeats, official)
         best = min(
             ("ours_eager", "ours_compiled"),
             key=lambda n: comp[n]["encoder_ms"] + comp[n]["rl_ms"],
         )
-        loop = full_loop(cfg, args.loop_steps, compile=best == "ours_compiled")
+        train_loop = args.loop_steps > 0
+        loop = full_loop(
+            cfg,
+            args.loop_steps if train_loop else 100,
+            compile=best == "ours_compiled" and train_loop,
+            train=train_loop,
+        )
         overhead = loop["overhead_ms_per_step"]
         # Amortised schedule: one encoder update + one value/policy update + act/env/add/sampling
         # per env step; the same overhead for everyone, update times from the interleaved rounds.
@@ -612,28 +730,48 @@ def main() -> None:
             name: round(1e3 / (c["encoder_ms"] + c["rl_ms"] + overhead), 3)
             for name, c in comp.items()
         }
+        cpu_rates = {
+            name: round(1e3 / (c["encoder_cpu_ms"] + c["rl_cpu_ms"] + overhead), 3)
+            for name, c in comp.items()
+        }
         entry: dict[str, Any] = {
             "threads": threads,
+            "load_average_before": load_before,
             "components_ms": comp,
             "env_steps_per_s_from_components": rates,
+            "env_steps_per_s_from_cpu_times": cpu_rates,
             "loop_measured": {"config": best, **loop},
             "speedup_vs_baseline": {
                 "encoder": round(comp["baseline"]["encoder_ms"] / comp[best]["encoder_ms"], 3),
                 "rl": round(comp["baseline"]["rl_ms"] / comp[best]["rl_ms"], 3),
                 "env_steps_per_s": round(rates[best] / rates["baseline"], 3),
             },
+            "fast_gemm_speedup": {
+                variant: {
+                    "encoder": round(
+                        comp[f"{variant}_todays_gemm"]["encoder_ms"] / comp[variant]["encoder_ms"],
+                        3,
+                    ),
+                    "rl": round(
+                        comp[f"{variant}_todays_gemm"]["rl_ms"] / comp[variant]["rl_ms"], 3
+                    ),
+                }
+                for variant in ("ours_eager", "ours_compiled")
+            },
         }
         if official is not None:
-            off_loop = official_loop(official, env, obs, args.loop_steps)
-            entry["official_loop_measured"] = off_loop
             entry["speedup_vs_official_same_process"] = {
                 "encoder": round(comp["official"]["encoder_ms"] / comp[best]["encoder_ms"], 3),
                 "rl": round(comp["official"]["rl_ms"] / comp[best]["rl_ms"], 3),
                 "env_steps_per_s_from_components": round(rates[best] / rates["official"], 3),
-                "env_steps_per_s_loops": round(
-                    loop["env_steps_per_s"] / off_loop["env_steps_per_s"], 3
-                ),
+                "env_steps_per_s_from_cpu_times": round(cpu_rates[best] / cpu_rates["official"], 3),
             }
+            if train_loop:
+                off_loop = official_loop(official, env, obs, args.loop_steps)
+                entry["official_loop_measured"] = off_loop
+                entry["speedup_vs_official_same_process"]["env_steps_per_s_loops"] = round(
+                    loop["env_steps_per_s"] / off_loop["env_steps_per_s"], 3
+                )
         if threads in OFFICIAL:
             off = OFFICIAL[threads]
             entry["vs_official_numbers_other_machine"] = {
@@ -645,9 +783,19 @@ def main() -> None:
                     rates[best] / off["env_steps_per_s"], 3
                 ),
             }
+        entry["load_average_after"] = os.getloadavg()
         results["by_threads"][str(threads)] = entry
         print(json.dumps(entry, indent=2), flush=True)
+        if not args.quick:  # keep what is measured so far (a long run may be cut short)
+            results["complete"] = False
+            with atomic_write(args.out, "w") as f:
+                json.dump(results, f, indent=2)
+    results["gemm_decisions"] = gemm.gemm_decisions()
+    if "1" in results["by_threads"] and not args.quick:
+        results["ceiling_1_thread"] = _ceiling_entry(results, cfg, buf, spec)
+        print(json.dumps(results["ceiling_1_thread"], indent=2))
     results["load_average_at_end"] = os.getloadavg()
+    results["complete"] = True
     if not args.quick:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(args.out, "w") as f:

@@ -1,4 +1,6 @@
-"""rl-nets speed: vectorised Q-ensemble vs a loop of MLPs, integer random shift vs grid_sample.
+"""rl-nets speed: vectorised Q-ensemble vs a loop of MLPs, integer random shift vs grid_sample,
+and the dense-layer products on torch's default GEMM path (MKL ``addmm``/``mm``) vs oneDNN
+(:mod:`rl_nets.gemm`) from small to MR.Q-sized layers (the evidence for ``gemm.MIN_MACS``).
 
 Each case times a candidate against a baseline in the same process, alternating the two in
 rounds so that load from other processes hits both alike, and reports the median time of each
@@ -12,8 +14,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,33 +26,48 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from rl_buffers.io import atomic_write
-from rl_nets import MLP, EnsembleMLP, init_weights, reduce_ensemble, sample_shifts, shift_images
+from rl_nets import (
+    MLP,
+    EnsembleMLP,
+    gemm,
+    init_weights,
+    reduce_ensemble,
+    sample_shifts,
+    shift_images,
+)
 from torch import Tensor
 
 RESULTS = Path(__file__).parent / "results" / "nets.json"
 
 
-def _median_ms(fn: Callable[[], object], repeats: int) -> list[float]:
+def _median_ms(
+    fn: Callable[[], object], repeats: int, clock: Callable[[], float] = time.perf_counter
+) -> list[float]:
     times: list[float] = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = clock()
         fn()
-        times.append((time.perf_counter() - start) * 1e3)
+        times.append((clock() - start) * 1e3)
     return times
 
 
 def compare(
-    baseline: Callable[[], object], candidate: Callable[[], object], rounds: int, repeats: int
+    baseline: Callable[[], object],
+    candidate: Callable[[], object],
+    rounds: int,
+    repeats: int,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> dict[str, float]:
-    """Median ms of each over ``rounds`` alternating rounds of ``repeats`` calls (after warm-up)."""
+    """Median ms of each over ``rounds`` alternating rounds of ``repeats`` calls (after warm-up),
+    on ``clock`` (wall clock, or ``time.process_time``: CPU time, blind to preemption)."""
     for fn in (baseline, candidate):
         fn()
         fn()
     base: list[float] = []
     cand: list[float] = []
     for _ in range(rounds):
-        base += _median_ms(baseline, repeats)
-        cand += _median_ms(candidate, repeats)
+        base += _median_ms(baseline, repeats, clock)
+        cand += _median_ms(candidate, repeats, clock)
     b, c = statistics.median(base), statistics.median(cand)
     return {"baseline_ms": round(b, 3), "candidate_ms": round(c, 3), "speedup": round(b / c, 3)}
 
@@ -136,17 +155,49 @@ def shift_case(batch: int, channels: int, size: int, pad: int = 4) -> dict[str, 
     }
 
 
+def gemm_case(rows: int, k: int, n: int) -> dict[str, Any]:
+    """A layer's three products on today's path (baseline) vs oneDNN (candidate)."""
+    lp = torch.ops.mkldnn._linear_pointwise
+    g = torch.Generator().manual_seed(0)
+    x, w, b = torch.randn(rows, k, generator=g), torch.randn(n, k, generator=g), torch.randn(n)
+    dy = torch.randn(rows, n, generator=g)
+    pairs: dict[str, tuple[Callable[[], object], Callable[[], object]]] = {
+        "forward": (lambda: F.linear(x, w, b), lambda: lp(x, w, b, "none", [], "")),
+        "grad_input": (lambda: dy.mm(w), lambda: lp(dy, w.t(), None, "none", [], "")),
+        "grad_weight": (lambda: x.t().mm(dy), lambda: lp(dy.t(), x.t(), None, "none", [], "")),
+    }
+    reps = max(5, min(50, int(2e8 / (rows * k * n))))
+    out: dict[str, Any] = {
+        "case": f"dense layer {rows}x{k}x{n} (rows x in x out), {rows * k * n} multiply-adds",
+        "baseline": "torch default (F.linear / mm: MKL)",
+        "candidate": "oneDNN (torch.ops.mkldnn._linear_pointwise)",
+        "macs": rows * k * n,
+        "above_min_macs": rows * k * n >= gemm.MIN_MACS,
+        "clock": "process CPU time (time preempted by other processes does not count)",
+    }
+    for what, (base, cand) in pairs.items():
+        out[what] = compare(base, cand, rounds=5, repeats=reps, clock=time.process_time)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads")
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="JSON output path")
+    parser.add_argument("--out", type=Path, default=None, help="JSON output path")
+    parser.add_argument(
+        "--gemm-only",
+        action="store_true",
+        help="only the GEMM path cases (default output benchmarks/results/nets_gemm.json)",
+    )
     args = parser.parse_args()
+    if args.out is None:
+        args.out = RESULTS.with_name("nets_gemm.json") if args.gemm_only else RESULTS
     torch.set_num_threads(args.threads)
 
     # (width, depth, batch): a small critic, where per-call overhead dominates, and MR.Q's value
     # head (zsa 512 -> 512 x3 -> 1, batch 256), where the matrix products dominate.
-    sizes = [(64, 2, 64)] if args.quick else [(64, 2, 64), (512, 3, 256)]
+    sizes = [] if args.gemm_only else [(64, 2, 64)] if args.quick else [(64, 2, 64), (512, 3, 256)]
     shift_sizes = (32, 3, 84) if args.quick else (256, 9, 84)  # DMC-visual: 3 RGB frames
     cases: list[dict[str, Any]] = []
     for width, depth, batch in sizes:
@@ -154,8 +205,28 @@ def main() -> None:
             for train in (True, False):
                 cases.append(ensemble_case(members, batch, width, depth, train))
                 print(json.dumps(cases[-1]))
-    cases.append(shift_case(*shift_sizes))
-    print(json.dumps(cases[-1]))
+    if not args.gemm_only:
+        cases.append(shift_case(*shift_sizes))
+        print(json.dumps(cases[-1]))
+    if gemm.onednn_available():
+        gemm_shapes = (
+            [(64, 64, 64), (256, 512, 512)]
+            if args.quick
+            else [
+                (256, 6, 256),
+                (256, 17, 512),
+                (100, 256, 256),
+                (256, 64, 256),
+                (256, 256, 256),
+                (256, 512, 1),
+                (256, 512, 512),
+                (1280, 512, 512),
+                (4096, 512, 512),
+            ]
+        )
+        for shape in gemm_shapes:
+            cases.append(gemm_case(*shape))
+            print(json.dumps(cases[-1]))
 
     report = {
         "benchmark": "rl-nets",
@@ -164,7 +235,10 @@ def main() -> None:
         "device": "cpu",
         "machine": platform.machine(),
         "processor": platform.processor() or platform.machine(),
+        "machine_report": gemm.machine_report(),
+        "load_average": os.getloadavg(),
         "quick": args.quick,
+        "command": " ".join(["python", *sys.argv]),
         "ratio": "speedup = baseline_ms / candidate_ms (medians)",
         "cases": cases,
     }

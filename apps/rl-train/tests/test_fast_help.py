@@ -14,7 +14,22 @@ import sys
 import pytest
 from rl_train.methods import METHODS
 
-HEAVY = frozenset({"torch", "gymnasium", "mujoco", "jax", "ot", "minari"})
+HEAVY = frozenset(
+    {
+        "torch",
+        "gymnasium",
+        "mujoco",
+        "jax",
+        "ot",
+        "minari",
+        "nle",
+        "craftax",
+        "transformers",
+        "trl",
+        "mpe2",
+        "pettingzoo",
+    }
+)
 """Top-level modules whose import takes seconds (or that a method's extra may not have)."""
 
 

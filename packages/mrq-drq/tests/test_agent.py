@@ -266,7 +266,7 @@ def test_spec_with_unit_bounds_skips_action_rescaling():
         action_low=(-1.0, -1.0), action_high=(1.0, 1.0),
     )  # fmt: skip
     agent = MRQAgent(micro(), spec)
-    assert agent._action_mid is None
+    assert agent.action_mid is None
     a = agent.act(np.zeros(5, dtype=np.float32), explore=False)
     assert torch.all(a.abs() <= 1.0)
 

@@ -696,3 +696,29 @@ def test_save_minari_does_not_print_minari_metadata_advice(tmp_path: Path) -> No
         save_minari([make_episode(3, 0)], "tests/quiet-v0", observation_space=obs_space,
                     action_space=act_space, root=tmp_path)  # fmt: skip
     assert not [w for w in caught if "is set to None" in str(w.message)]
+
+
+def test_multi_agent_rewards_round_trip_with_reward_shape(tmp_path: Path) -> None:
+    """One reward per agent: ``reward_shape=(N,)`` writes and reads ``(T, N)`` rewards; without
+    it, or with another N, the episode is refused naming the key."""
+    rng = np.random.default_rng(0)
+    t, n = 4, 3
+    ep = Episode(
+        observations=rng.standard_normal((t + 1, n, 2)).astype(np.float32),
+        actions=rng.uniform(0, 1, (t, n, 5)).astype(np.float32),
+        rewards=rng.standard_normal((t, n)).astype(np.float32),
+        terminations=np.zeros(t, dtype=np.bool_),
+        truncations=np.array([False] * (t - 1) + [True]),
+    )
+    spaces = {
+        "observation_space": gym.spaces.Box(-np.inf, np.inf, (n, 2), np.float32),
+        "action_space": gym.spaces.Box(0.0, 1.0, (n, 5), np.float32),
+    }
+    with pytest.raises(DatasetError, match=r"key 'rewards' has shape \(4, 3\), expected \(4,\)"):
+        save_minari([ep], "tests/multi-v0", root=tmp_path, **spaces, **META)
+    save_minari([ep], "tests/multi-v0", root=tmp_path, reward_shape=(n,), **spaces, **META)
+    (loaded,) = load_minari("tests/multi-v0", root=tmp_path, reward_shape=(n,))
+    np.testing.assert_array_equal(loaded.rewards, ep.rewards)
+    np.testing.assert_array_equal(loaded.observations, ep.observations)
+    with pytest.raises(DatasetError, match=r"episode 0: key 'rewards' has shape \(4, 3\)"):
+        load_minari("tests/multi-v0", root=tmp_path, reward_shape=(2,))

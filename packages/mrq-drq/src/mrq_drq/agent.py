@@ -17,6 +17,7 @@ draws its noise from the agent's own ``torch.Generator`` before entering the (op
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -35,9 +36,36 @@ from mrq_drq.config import MRQConfig
 from mrq_drq.envs import EnvSpec
 from mrq_drq.networks import Encoder, Policy, Value, build_networks
 
-__all__ = ["MRQAgent"]
+__all__ = ["AgentExtensions", "MRQAgent"]
 
 Metrics = dict[str, Tensor]
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentExtensions:
+    """Hooks for methods built on MR.Q (mbsearch's MRS.Q); the defaults are MR.Q, unchanged
+    (same networks, same random draws, same checkpoints)."""
+
+    num_critics: int = 2
+    """Q heads on zsa."""
+    batched_critics: bool = False
+    """Hold the heads as one ``rl_nets.EnsembleMLP`` (all heads in one batched forward)."""
+    target_critics: int | None = None
+    """The TD target's minimum is over this many heads drawn at random (without replacement,
+    one draw per update, from the update generator); ``None``: over all heads (MR.Q)."""
+    latent_simnorm: int | None = None
+    """SimNorm group size on zs and the predicted next zs (``None``: MR.Q's LN + activation)."""
+
+    def __post_init__(self) -> None:
+        if self.num_critics < 1:
+            raise ValueError(f"num_critics must be >= 1, got {self.num_critics}")
+        if self.target_critics is not None and not 1 <= self.target_critics <= self.num_critics:
+            raise ValueError(
+                f"target_critics must be in [1, num_critics={self.num_critics}], "
+                f"got {self.target_critics}"
+            )
+        if self.latent_simnorm is not None and self.latent_simnorm < 1:
+            raise ValueError(f"latent_simnorm must be >= 1, got {self.latent_simnorm}")
 
 
 def _detached(module: nn.Module) -> dict[str, Tensor]:
@@ -55,6 +83,7 @@ class MRQAgent:
         seed: Seeds the initial weights and the agent's two generators (acting noise, update
             noise); the global torch RNG is not used for anything that matters.
         compile: Wrap the three loss computations in ``torch.compile``.
+        extensions: Hooks for methods built on MR.Q (:class:`AgentExtensions`); default MR.Q.
 
     Attributes:
         cfg: The config (never mutated).
@@ -74,13 +103,23 @@ class MRQAgent:
         device: torch.device | str = "cpu",
         seed: int = 0,
         compile: bool = False,
+        extensions: AgentExtensions | None = None,
     ) -> None:
         self.cfg = cfg
         self.spec = spec
         self.device = torch.device(device)
+        self.extensions = AgentExtensions() if extensions is None else extensions
+        ext = self.extensions
         init_gen = torch.Generator().manual_seed(seed)
         encoder, value, policy = build_networks(
-            spec, cfg.encoder, cfg.value, cfg.policy, generator=init_gen
+            spec,
+            cfg.encoder,
+            cfg.value,
+            cfg.policy,
+            generator=init_gen,
+            num_critics=ext.num_critics,
+            batched_critics=ext.batched_critics,
+            latent_simnorm=ext.latent_simnorm,
         )
         self.encoder: Encoder = encoder.to(self.device)
         self.value: Value = value.to(self.device)
@@ -116,16 +155,19 @@ class MRQAgent:
         self.env_terminates = torch.zeros((), dtype=torch.bool, device=self.device)
         self.training_steps = 0
 
+        # Continuous actions map to the networks' [-1, 1] as (a - action_mid) / action_half
+        # (None for discrete spaces and for spaces already in [-1, 1]); public for methods built
+        # on MR.Q (mbsearch's planner maps its plans back the same way).
         if spec.discrete:
-            self._action_mid = self._action_half = None
+            self.action_mid = self.action_half = None
         else:
             assert spec.action_low is not None
             assert spec.action_high is not None
             low = torch.tensor(spec.action_low, dtype=torch.float32, device=self.device)
             high = torch.tensor(spec.action_high, dtype=torch.float32, device=self.device)
             unit = bool(torch.all(low == -1)) and bool(torch.all(high == 1))
-            self._action_mid = None if unit else (high + low) / 2
-            self._action_half = None if unit else (high - low) / 2
+            self.action_mid = None if unit else (high + low) / 2
+            self.action_half = None if unit else (high - low) / 2
 
         self._encoder_losses = maybe_compile(self._encoder_losses_eager, compile)
         self._value_losses = maybe_compile(self._value_losses_eager, compile)
@@ -156,7 +198,7 @@ class MRQAgent:
 
     # ------------------------------------------------------------------ input conversion
 
-    def _obs_batch(self, obs: Tensor, lead: int, field: str) -> Tensor:
+    def obs_batch(self, obs: Tensor, lead: int, field: str) -> Tensor:
         """Check ``(*lead_dims, *env_obs_shape)`` and return network input on the device.
 
         Pixels stay uint8 with the frame history folded into the channels; vectors become float32.
@@ -177,7 +219,7 @@ class MRQAgent:
             raise TypeError(f"{field}: state observations must be floating, got {obs.dtype}")
         return obs.float()
 
-    def _action_input(self, action: Tensor, lead: int, field: str) -> Tensor:
+    def action_input(self, action: Tensor, lead: int, field: str) -> Tensor:
         """Stored env actions ``(*lead_dims[, A])`` → network actions in [-1, 1] or one-hot."""
         if self.spec.discrete:
             if action.dim() != lead or action.dtype != torch.int64:
@@ -194,8 +236,8 @@ class MRQAgent:
         if not action.dtype.is_floating_point:
             raise TypeError(f"{field}: continuous actions must be floating, got {action.dtype}")
         a = action.to(self.device).float()
-        if self._action_mid is not None and self._action_half is not None:
-            a = (a - self._action_mid) / self._action_half
+        if self.action_mid is not None and self.action_half is not None:
+            a = (a - self.action_mid) / self.action_half
         return a
 
     def _check_vector(self, x: Tensor, shape: tuple[int, ...], field: str) -> Tensor:
@@ -247,7 +289,7 @@ class MRQAgent:
         batched = x.dim() == len(self.spec.env_obs_shape) + 1
         if not batched:
             x = x.unsqueeze(0)
-        x = self._obs_batch(x, 1, "obs")
+        x = self.obs_batch(x, 1, "obs")
         zs = self.encoder.zs(x)
         batch = zs.shape[0]
         if self.spec.discrete:
@@ -263,8 +305,8 @@ class MRQAgent:
                 noise = torch.randn(action.shape, generator=self._act_gen, device=self.device)
                 action = action + noise * self.exploration_noise
             action = action.clamp(-1.0, 1.0)
-            if self._action_mid is not None and self._action_half is not None:
-                action = self._action_mid + action * self._action_half
+            if self.action_mid is not None and self.action_half is not None:
+                action = self.action_mid + action * self.action_half
             out = action.float()
         return out if batched else out[0]
 
@@ -354,12 +396,12 @@ class MRQAgent:
                 f"got {tuple(batch.reward.shape)}"
             )
         size = batch.reward.shape[0]
-        obs = self._obs_batch(batch.obs, 2, "batch.obs")  # (B, H+1, *obs)
+        obs = self.obs_batch(batch.obs, 2, "batch.obs")  # (B, H+1, *obs)
         if obs.shape[:2] != (size, horizon + 1):
             raise ValueError(
                 f"batch.obs: expected leading dims ({size}, {horizon + 1}), got {tuple(obs.shape)}"
             )
-        action = self._action_input(batch.action, 2, "batch.action")  # (B, H, A)
+        action = self.action_input(batch.action, 2, "batch.action")  # (B, H, A)
         reward = self._check_vector(batch.reward, (size, horizon), "batch.reward")
         not_done = self._check_vector(batch.not_done, (size, horizon), "batch.not_done")
         mask = self._check_vector(batch.mask, (size, horizon), "batch.mask")
@@ -398,6 +440,7 @@ class MRQAgent:
         target_gumbel: Tensor | None,
         reward_scale: Tensor,
         target_reward_scale: Tensor,
+        target_heads: Tensor | None = None,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         with torch.no_grad():
             next_zs = self.encoder_target.zs(next_obs)
@@ -410,7 +453,10 @@ class MRQAgent:
                 next_action = F.one_hot(next_action.argmax(-1), self.spec.action_dim).float()
             else:
                 next_action = next_action.clamp(-1.0, 1.0)
-            next_q = self.value_target(self.encoder_target.zsa(next_zs, next_action)).amin(0)
+            next_qs = self.value_target(self.encoder_target.zsa(next_zs, next_action))  # (N, B)
+            if target_heads is not None:  # AgentExtensions.target_critics: a random subset
+                next_qs = next_qs.index_select(0, target_heads)
+            next_q = next_qs.amin(0)
             target = losses.value_target(
                 returns,
                 discount,
@@ -459,14 +505,14 @@ class MRQAgent:
         bootstrap = self._check_vector(
             batch.bootstrap_not_done, (size,), "batch.bootstrap_not_done"
         )
-        obs = self._obs_batch(batch.obs, 1, "batch.obs")
-        next_obs = self._obs_batch(batch.bootstrap_obs, 1, "batch.bootstrap_obs")
+        obs = self.obs_batch(batch.obs, 1, "batch.obs")
+        next_obs = self.obs_batch(batch.bootstrap_obs, 1, "batch.bootstrap_obs")
         if obs.shape[0] != size or next_obs.shape[0] != size:
             raise ValueError(
                 f"batch.obs / batch.bootstrap_obs: expected batch size {size}, got "
                 f"{obs.shape[0]} and {next_obs.shape[0]}"
             )
-        action = self._action_input(batch.action, 1, "batch.action")
+        action = self.action_input(batch.action, 1, "batch.action")
         if action.shape[0] != size:
             raise ValueError(f"batch.action: expected batch size {size}, got {action.shape[0]}")
         if self._augmenting:
@@ -479,6 +525,11 @@ class MRQAgent:
         if self.spec.discrete:
             target_gumbel = self._gumbel((size, num_actions), gen)
             policy_gumbel = self._gumbel((size, num_actions), gen)
+        target_heads = None
+        if self.extensions.target_critics is not None:
+            target_heads = torch.randperm(
+                self.extensions.num_critics, generator=gen, device=self.device
+            )[: self.extensions.target_critics]
 
         value_loss, q, target, zs = self._value_losses(
             obs,
@@ -490,6 +541,7 @@ class MRQAgent:
             target_gumbel,
             self.reward_scale,
             self.target_reward_scale,
+            target_heads,
         )
         self.value_optimizer.zero_grad(set_to_none=True)
         value_loss.backward()

@@ -10,7 +10,15 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
-from rl_nets import MLP, PixelEncoder, init_weights, make_activation
+from rl_nets import (
+    MLP,
+    EnsembleMLP,
+    FastLinear,
+    PixelEncoder,
+    SimNorm,
+    init_weights,
+    make_activation,
+)
 from torch import Tensor, nn
 
 from mrq_drq.config import EncoderConfig, PolicyConfig, ValueConfig
@@ -45,10 +53,20 @@ class Encoder(nn.Module):
     Args:
         spec: Observation / action description (:func:`mrq_drq.envs.check_spaces`).
         cfg: Encoder config.
+        latent_simnorm: Hook for methods built on MR.Q (MRS.Q's simplicial embeddings): a group
+            size V makes zs ``SimNorm_V(LN(Linear(...)))`` instead of ``act(LN(Linear(...)))``
+            (pixels: SimNorm after the conv encoder's output) and applies the same SimNorm to the
+            predicted next zs. ``None`` (default) is MR.Q, unchanged.
     """
 
-    def __init__(self, spec: EnvSpec, cfg: EncoderConfig) -> None:
+    def __init__(
+        self, spec: EnvSpec, cfg: EncoderConfig, *, latent_simnorm: int | None = None
+    ) -> None:
         super().__init__()
+        if latent_simnorm is not None and cfg.zs_dim % latent_simnorm != 0:
+            raise ValueError(
+                f"latent_simnorm={latent_simnorm} must divide encoder.zs_dim={cfg.zs_dim}"
+            )
         self.zs_dim = cfg.zs_dim
         self.num_bins = cfg.num_bins
         self.pixels = spec.pixels
@@ -64,9 +82,13 @@ class Encoder(nn.Module):
                 activation=cfg.activation,
                 layer_norm="pre_activation",
                 output_layer_norm=True,
-                output_activation=cfg.activation,
+                output_activation=cfg.activation if latent_simnorm is None else None,
             )
-        self.action_embed = nn.Linear(spec.action_dim, cfg.za_dim)
+        # Parameter-free, so MR.Q's state dict is the same with or without it.
+        self.latent_norm: nn.Module = (
+            nn.Identity() if latent_simnorm is None else SimNorm(latent_simnorm)
+        )
+        self.action_embed = FastLinear(spec.action_dim, cfg.za_dim)
         self.action_act = make_activation(cfg.activation)
         self.sa_encoder = MLP(
             cfg.zs_dim + cfg.za_dim,
@@ -75,7 +97,7 @@ class Encoder(nn.Module):
             activation=cfg.activation,
             layer_norm="pre_activation",
         )
-        self.model_head = nn.Linear(cfg.zsa_dim, 1 + cfg.zs_dim + cfg.num_bins)
+        self.model_head = FastLinear(cfg.zsa_dim, 1 + cfg.zs_dim + cfg.num_bins)
 
     def zs(self, obs: Tensor) -> Tensor:
         """State embedding.
@@ -86,7 +108,7 @@ class Encoder(nn.Module):
         Returns:
             ``(..., zs_dim)``.
         """
-        return self.state_encoder(obs)
+        return self.latent_norm(self.state_encoder(obs))
 
     def za(self, action: Tensor) -> Tensor:
         """Action embedding of ``(..., action_dim)`` actions (one-hot if discrete) → ``(..., za_dim)``."""
@@ -106,7 +128,7 @@ class Encoder(nn.Module):
         # (..., 1 + zs_dim + num_bins) -> done (...), next zs (..., zs_dim), logits (..., num_bins)
         return ModelPrediction(
             out[..., 0],
-            out[..., 1 : 1 + self.zs_dim],
+            self.latent_norm(out[..., 1 : 1 + self.zs_dim]),
             out[..., 1 + self.zs_dim :],
         )
 
@@ -166,24 +188,32 @@ class Value(nn.Module):
     Args:
         zsa_dim: Input width.
         cfg: Value config.
-        num_heads: Number of Q heads (2).
+        num_heads: Number of Q heads (2; a hook for critic ensembles, e.g. MRS.Q's 10).
+        batched: Hook: hold the heads as one :class:`rl_nets.EnsembleMLP` (every head in one
+            batched forward) instead of separate MLPs; same architecture, other parameter names.
     """
 
-    def __init__(self, zsa_dim: int, cfg: ValueConfig, num_heads: int = 2) -> None:
+    def __init__(
+        self, zsa_dim: int, cfg: ValueConfig, num_heads: int = 2, *, batched: bool = False
+    ) -> None:
         super().__init__()
+        sizes = (cfg.hidden_dim, cfg.hidden_dim, cfg.hidden_dim)
         self.heads = nn.ModuleList(
-            MLP(
-                zsa_dim,
-                1,
-                (cfg.hidden_dim, cfg.hidden_dim, cfg.hidden_dim),
-                activation=cfg.activation,
-                layer_norm="pre_activation",
+            MLP(zsa_dim, 1, sizes, activation=cfg.activation, layer_norm="pre_activation")
+            for _ in range(0 if batched else num_heads)
+        )
+        self.ensemble = (
+            EnsembleMLP(
+                num_heads, zsa_dim, 1, sizes, activation=cfg.activation, layer_norm="pre_activation"
             )
-            for _ in range(num_heads)
+            if batched
+            else None
         )
 
     def forward(self, zsa: Tensor) -> Tensor:
-        """``(B, zsa_dim) → (num_heads, B)`` Q values."""
+        """``(..., zsa_dim) → (num_heads, ...)`` Q values."""
+        if self.ensemble is not None:
+            return self.ensemble(zsa).squeeze(-1)  # (N, ..., 1) -> (N, ...)
         return torch.stack([head(zsa).squeeze(-1) for head in self.heads])
 
 
@@ -194,10 +224,21 @@ def build_networks(
     policy_cfg: PolicyConfig,
     *,
     generator: torch.Generator,
+    num_critics: int = 2,
+    batched_critics: bool = False,
+    latent_simnorm: int | None = None,
 ) -> tuple[Encoder, Value, Policy]:
-    """Build and initialise the three online networks (MR.Q init, drawn from ``generator``)."""
-    encoder = init_weights(Encoder(spec, encoder_cfg), generator=generator)
-    value = init_weights(Value(encoder_cfg.zsa_dim, value_cfg), generator=generator)
+    """Build and initialise the three online networks (MR.Q init, drawn from ``generator``).
+
+    The keyword hooks (defaults: MR.Q) are those of :class:`Encoder` and :class:`Value`.
+    """
+    encoder = init_weights(
+        Encoder(spec, encoder_cfg, latent_simnorm=latent_simnorm), generator=generator
+    )
+    value = init_weights(
+        Value(encoder_cfg.zsa_dim, value_cfg, num_critics, batched=batched_critics),
+        generator=generator,
+    )
     policy = init_weights(
         Policy(encoder_cfg.zs_dim, spec.action_dim, spec.discrete, policy_cfg),
         generator=generator,

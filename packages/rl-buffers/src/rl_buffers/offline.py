@@ -96,7 +96,8 @@ class Episode(NamedTuple):
         observations: ``(T + 1, *obs_shape)``, the dataset's dtype (float32 for MuJoCo, uint8
             for images): states ``0..T``; Dict observations are flattened (see the module doc).
         actions: ``(T, *action_shape)``, the dataset's dtype (int64 for Discrete).
-        rewards: ``(T,)`` float32.
+        rewards: ``(T,)`` float32 (``(T, N)`` for a multi-agent dataset read with
+            ``reward_shape=(N,)``: one reward per agent).
         terminations: ``(T,)`` bool: the episode ended in a terminal state at step ``t``.
         truncations: ``(T,)`` bool: the episode was cut at step ``t`` (time limit).
         episode_id: Index of the episode in its dataset (``-1`` when it has none).
@@ -212,6 +213,7 @@ def validate_episode(
     obs_shape: tuple[int, ...] | None = None,
     action_shape: tuple[int, ...] | None = None,
     episode_id: int = -1,
+    reward_shape: tuple[int, ...] = (),
 ) -> Episode:
     """Check one episode and return it with canonical dtypes.
 
@@ -230,6 +232,8 @@ def validate_episode(
         obs_shape: Expected per-step observation shape.
         action_shape: Expected per-step action shape.
         episode_id: Stored in the returned episode.
+        reward_shape: Per-step reward shape: ``()`` (one reward), ``(N,)`` for one reward per
+            agent of a multi-agent dataset (rewards are then ``(T, N)``).
 
     Returns:
         An :class:`Episode` (rewards float32, flags bool).
@@ -258,9 +262,10 @@ def validate_episode(
             f"len(actions) + 1 = {n + 1}"
         )
     for key in ("rewards", "terminations", "truncations"):
-        if arrays[key].shape != (n,):
+        expected = (n, *reward_shape) if key == "rewards" else (n,)
+        if arrays[key].shape != expected:
             raise DatasetError(
-                f"{where}: key {key!r} has shape {arrays[key].shape}, expected ({n},)"
+                f"{where}: key {key!r} has shape {arrays[key].shape}, expected {expected}"
             )
     for key in ("terminations", "truncations"):
         arr = arrays[key]
@@ -538,6 +543,7 @@ def load_minari(
     obs_shape: tuple[int, ...] | None = None,
     action_shape: tuple[int, ...] | None = None,
     spec: TransitionSpec | None = None,
+    reward_shape: tuple[int, ...] = (),
 ) -> list[Episode]:
     """Load a Minari dataset from local storage into validated episodes (never downloads).
 
@@ -552,6 +558,8 @@ def load_minari(
         spec: The :class:`~rl_buffers.spec.TransitionSpec` of the buffer the data is meant for:
             the dataset's action space (Discrete ``n`` / Box shape) and every episode's shapes
             and dtypes must fit it (see :func:`check_episode_against_spec`).
+        reward_shape: Per-step reward shape; ``(N,)`` reads a multi-agent dataset whose
+            rewards are ``(T, N)`` (see :func:`validate_episode`).
 
     Returns:
         One :class:`Episode` per episode.
@@ -601,6 +609,7 @@ def load_minari(
             obs_shape=obs_shape,
             action_shape=action_shape,
             episode_id=i,
+            reward_shape=reward_shape,
         )
         if spec is not None:
             check_episode_against_spec(episode, spec, where=where)
@@ -1006,6 +1015,7 @@ def save_minari(
     jpeg_encoding: bool = False,
     root: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
+    reward_shape: tuple[int, ...] = (),
 ) -> Path:
     """Write episodes as a Minari dataset, atomically, with ``minari.create_dataset_from_buffers``.
 
@@ -1040,6 +1050,9 @@ def save_minari(
             that the data round-trips exactly.
         root: Datasets root (``None``: ``$MINARI_DATASETS_PATH`` or ``~/.minari/datasets``).
         overwrite: Replace an existing dataset with this id.
+        reward_shape: Per-step reward shape; ``(N,)`` writes one reward per agent (rewards
+            ``(T, N)``: a multi-agent dataset, read back with ``load_minari(...,
+            reward_shape=(N,))``).
 
     Returns:
         The dataset directory ``<root>/<dataset_id>``.
@@ -1076,6 +1089,7 @@ def save_minari(
             where=f"dataset {dataset_id!r} (writing), episode {i}",
             obs_shape=obs_shape,
             action_shape=action_shape,
+            reward_shape=reward_shape,
         )
         buffers.append(
             episode_buffer.EpisodeBuffer(

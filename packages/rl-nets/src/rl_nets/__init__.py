@@ -1,4 +1,4 @@
-"""Network blocks for RL: MLPs, pixel encoder, AvgL1Norm, SimNorm, two-hot/symlog, Q-ensembles,
+"""Network blocks for RL: MLPs (dense layers on the fastest correct CPU GEMM path), pixel encoder, AvgL1Norm, SimNorm, two-hot/symlog, Q-ensembles,
 random-shift augmentation, target-network updates and initialisation.
 
 The names below are imported from their module on first use (PEP 562), so that a config that
@@ -21,6 +21,19 @@ if TYPE_CHECKING:
         random_members,
         reduce_ensemble,
     )
+    from rl_nets.gemm import (
+        GEMM_PATHS,
+        FastLinear,
+        GemmPath,
+        GemmPlan,
+        gemm_decisions,
+        gemm_path,
+        linear,
+        machine_report,
+        onednn_available,
+        set_gemm_path,
+        use_gemm_path,
+    )
     from rl_nets.initialization import RELU_GAIN, InitScheme, init_weights
     from rl_nets.mlp import MLP, LayerNormPlacement
     from rl_nets.norms import AvgL1Norm, SimNorm, avg_l1_norm, simnorm
@@ -38,6 +51,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ACTIVATION_NAMES",
+    "GEMM_PATHS",
     "MLP",
     "RELU_GAIN",
     "ActivationName",
@@ -47,6 +61,9 @@ __all__ = [
     "EnsembleLinear",
     "EnsembleMLP",
     "EnsembleReduction",
+    "FastLinear",
+    "GemmPath",
+    "GemmPlan",
     "InitScheme",
     "LayerNormPlacement",
     "PixelEncoder",
@@ -58,18 +75,25 @@ __all__ = [
     "check_target_matches",
     "conv_output_size",
     "frozen_copy",
+    "gemm_decisions",
+    "gemm_path",
     "hard_update",
     "init_weights",
+    "linear",
+    "machine_report",
     "make_activation",
+    "onednn_available",
     "random_members",
     "random_shift",
     "reduce_ensemble",
     "sample_shifts",
+    "set_gemm_path",
     "shift_images",
     "simnorm",
     "soft_update",
     "symexp",
     "symlog",
+    "use_gemm_path",
 ]
 
 _EXPORTS: dict[str, tuple[str, ...]] = {
@@ -83,6 +107,19 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "EnsembleReduction",
         "random_members",
         "reduce_ensemble",
+    ),
+    "rl_nets.gemm": (
+        "GEMM_PATHS",
+        "FastLinear",
+        "GemmPath",
+        "GemmPlan",
+        "gemm_decisions",
+        "gemm_path",
+        "linear",
+        "machine_report",
+        "onednn_available",
+        "set_gemm_path",
+        "use_gemm_path",
     ),
     "rl_nets.initialization": ("RELU_GAIN", "InitScheme", "init_weights"),
     "rl_nets.mlp": ("MLP", "LayerNormPlacement"),

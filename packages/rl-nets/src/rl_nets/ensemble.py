@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from rl_nets._checks import check_floating, check_last_dim, check_positive_int
 from rl_nets.activations import ActivationName, make_activation
+from rl_nets.gemm import ensemble_linear
 from rl_nets.mlp import MLP, LayerNormPlacement, check_layer_norm_placement
 
 __all__ = [
@@ -91,15 +92,18 @@ class EnsembleLinear(nn.Module):
         """
         check_floating("x", x)
         check_last_dim("x", x, self.in_features)
-        if x.dim() == 2:
-            # (M, in) @ (N, in, out) broadcasts to (N, M, out).
-            y = torch.matmul(x, self.weight.transpose(1, 2))
-            return y if self.bias is None else y + self.bias.unsqueeze(1)
-        if x.dim() != 3 or x.shape[0] != self.num_members:
+        if x.dim() not in (2, 3) or (x.dim() == 3 and x.shape[0] != self.num_members):
             raise ValueError(
                 f"x must have shape ({self.num_members}, M, {self.in_features}) or "
                 f"(M, {self.in_features}), got {tuple(x.shape)}"
             )
+        fast = ensemble_linear(x, self.weight, self.bias)  # None: the batched matmul is faster
+        if fast is not None:
+            return fast
+        if x.dim() == 2:
+            # (M, in) @ (N, in, out) broadcasts to (N, M, out).
+            y = torch.matmul(x, self.weight.transpose(1, 2))
+            return y if self.bias is None else y + self.bias.unsqueeze(1)
         if self.bias is None:
             return torch.bmm(x, self.weight.transpose(1, 2))
         # bias (N, out) -> (N, 1, out), broadcast over the M rows by baddbmm.

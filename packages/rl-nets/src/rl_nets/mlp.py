@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from rl_nets._checks import check_floating, check_last_dim, check_positive_int
 from rl_nets.activations import ActivationName, make_activation
+from rl_nets.gemm import FastLinear
 
 __all__ = ["MLP", "LayerNormPlacement", "check_layer_norm_placement"]
 
@@ -40,6 +41,9 @@ class MLP(nn.Module):
     The LayerNorms have no learnable scale or shift unless ``norm_affine=True`` (MR.Q uses
     ``F.layer_norm`` without affine parameters). Weights keep torch's default initialisation; call
     :func:`rl_nets.init_weights` to get MR.Q's (xavier-uniform, gain √2, zero biases).
+
+    The linear layers are :class:`rl_nets.FastLinear` (``nn.Linear`` s whose products take the
+    fastest correct CPU matrix-multiply path, see :mod:`rl_nets.gemm`).
 
     MR.Q's ``BaseMLP(in, out, h)`` is ``MLP(in, out, (h, h), activation="elu",
     layer_norm="pre_activation")``; its state encoder adds ``output_layer_norm=True,
@@ -92,14 +96,14 @@ class MLP(nn.Module):
 
         dims = (in_dim, *self.hidden_sizes)
         self.hidden = nn.ModuleList(
-            nn.Linear(d_in, d_out) for d_in, d_out in itertools.pairwise(dims)
+            FastLinear(d_in, d_out) for d_in, d_out in itertools.pairwise(dims)
         )
         self.norms = nn.ModuleList(
             nn.LayerNorm(h, eps=norm_eps, elementwise_affine=norm_affine)
             for h in (self.hidden_sizes if layer_norm != "none" else ())
         )
         self.act = make_activation(activation)
-        self.out = nn.Linear(dims[-1], out_dim)
+        self.out = FastLinear(dims[-1], out_dim)
         self.out_norm = (
             nn.LayerNorm(out_dim, eps=norm_eps, elementwise_affine=norm_affine)
             if output_layer_norm

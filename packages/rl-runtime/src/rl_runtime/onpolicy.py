@@ -47,15 +47,17 @@ from torch import Tensor
 from rl_runtime.evaluation import EvalResult, agent_policy, evaluate
 from rl_runtime.logger import MetricMeans, namespaced
 from rl_runtime.run import Run
-from rl_runtime.schedules import OnPolicyConfig
+from rl_runtime.schedules import OnPolicyConfig, crossed
 from rl_runtime.seeding import derive_seed, episode_seed, seed_spaces
 from rl_runtime.vecenv import BatchedEnv
 
 __all__ = [
+    "EpisodeTracker",
     "OnPolicyAgent",
     "OnPolicyConfig",
     "PolicyStep",
     "evaluate_batched",
+    "restore_envs",
     "train_on_policy",
     "train_stream",
 ]
@@ -120,7 +122,7 @@ class _Counters:
     """Training episodes completed over all envs."""
 
 
-class _Episodes:
+class EpisodeTracker:
     """Per-env episode bookkeeping: indices (for the reset seeds), running returns and lengths,
     and the actions of each env's current episode (for replay on resume)."""
 
@@ -213,11 +215,6 @@ class _Episodes:
                 self.history = list(hist.unbind(0))
 
 
-def _crossed(step: int, previous: int, every: int) -> bool:
-    """Whether a multiple of ``every`` lies in ``(previous, step]``."""
-    return step // every > previous // every
-
-
 def train_on_policy(
     run: Run,
     *,
@@ -259,7 +256,7 @@ def train_on_policy(
     means = MetricMeans()
     device = run.device
     zeros = torch.zeros(cfg.num_envs, device=device)
-    episodes = _Episodes(cfg.num_envs, rc.seed, record=False)
+    episodes = EpisodeTracker(cfg.num_envs, rc.seed, record=False)
 
     if run.restored is None:
         c = _Counters()
@@ -276,7 +273,7 @@ def train_on_policy(
         means.load_state_dict(r["pending_metrics"])
         generator.set_state(r["generator"])
         c = _Counters(**r["counters"])
-        obs = _restore_envs(run, envs, episodes, r["episodes"], r["env_state"], r["obs"])
+        obs = restore_envs(run, envs, episodes, r["episodes"], r["env_state"], r["obs"])
     if c.step >= rc.total_steps:
         run.log.info("run already complete (%d steps)", c.step)
         return None
@@ -346,7 +343,7 @@ def train_on_policy(
 
             # Log, evaluate, then checkpoint: a checkpoint covers every entry of its step.
             last = c.step >= rc.total_steps
-            if _crossed(c.step, previous, rc.log_every) or last:
+            if crossed(c.step, previous, rc.log_every) or last:
                 now = time.perf_counter()
                 run.logger.log(
                     c.step,
@@ -362,7 +359,7 @@ def train_on_policy(
             if (
                 rc.eval_episodes
                 and eval_env is not None
-                and (_crossed(c.step, previous, rc.eval_every) or last)
+                and (crossed(c.step, previous, rc.eval_every) or last)
             ):
                 last_eval = _evaluate(run, agent, eval_env, c.step, bar)
             # SIGTERM / Ctrl-C: here, between two rollouts, is a state a resume continues exactly.
@@ -409,14 +406,20 @@ def _add(storage: RolloutStorage, p: _Pending, following_values: Tensor) -> None
     storage.add(*p[:7], next_values, check=len(storage) == 0)
 
 
-def _restore_envs(
+def restore_envs(
     run: Run,
     envs: BatchedEnv,
-    episodes: _Episodes,
+    episodes: EpisodeTracker,
     state: Mapping[str, Any],
     env_state: Any,
     saved_obs: Tensor,
 ) -> Tensor:
+    """Bring ``envs`` back to where a checkpoint left them and return their observations.
+
+    Envs that can save their state (``env_state`` not None) load it. Otherwise each env resets
+    with its current episode's seed (from ``episodes``, restored from ``state``) and replays the
+    episode's recorded actions; an env whose replay does not reproduce the checkpoint's
+    ``saved_obs`` bitwise is logged and restarts its episode from the reset instead."""
     n = envs.num_envs
     if env_state is not None:
         episodes.load_state_dict(state, [True] * n)

@@ -54,6 +54,7 @@ from rl_runtime.checkpoint import CHECKPOINT_DIR, CheckpointManager, NoGoodCheck
 from rl_runtime.config import MethodConfig, RunConfig, config_changes, to_jsonable
 from rl_runtime.errors import UsageError
 from rl_runtime.logger import MetricLogger
+from rl_runtime.schedules import crossed
 from rl_runtime.seeding import capture_rng, restore_rng, seed_everything
 
 if TYPE_CHECKING:
@@ -470,7 +471,7 @@ class Run:
         every = rc.checkpoint_every
         if previous is None:
             previous = step - 1
-        if last or step // every > previous // every:
+        if last or crossed(step, previous, every):
             return True
         minutes = rc.checkpoint_minutes
         return minutes > 0 and time.perf_counter() - self._last_checkpoint >= 60.0 * minutes

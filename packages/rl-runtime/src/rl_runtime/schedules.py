@@ -13,7 +13,13 @@ from typing import Literal
 
 from rl_runtime.config import flag, int_at_least, one_of, positive_int, probability
 
-__all__ = ["OffPolicyConfig", "OnPolicyConfig"]
+__all__ = ["OffPolicyConfig", "OnPolicyConfig", "crossed"]
+
+
+def crossed(step: int, previous: int, every: int) -> bool:
+    """Whether a multiple of ``every`` lies in ``(previous, step]``: the test a loop that advances
+    several steps at a time uses for "log / evaluate / checkpoint every ``every`` steps"."""
+    return step // every > previous // every
 
 
 @dataclasses.dataclass(frozen=True)

@@ -83,7 +83,8 @@ class ChainEnv(gym.Env[np.ndarray, int]):
         self.length = length
         self.slip = slip
         self.observation_space = gym.spaces.Box(0.0, 1.0, (length,), np.float32)
-        self.action_space = gym.spaces.Discrete(2)
+        # gymnasium 1.2.0 types Discrete as Space[np.int64]; the env takes any int-like action.
+        self.action_space = gym.spaces.Discrete(2)  # pyright: ignore[reportAttributeAccessIssue]
         self._pos = 0
 
     def _obs(self) -> np.ndarray:
@@ -478,7 +479,8 @@ class FixedLengthEnv(gym.Env[np.ndarray, int]):
         self.reward = reward
         self.truncate = truncate
         self.observation_space = gym.spaces.Box(0.0, float(length), (1,), np.float32)
-        self.action_space = gym.spaces.Discrete(2)
+        # gymnasium 1.2.0 types Discrete as Space[np.int64]; the env takes any int-like action.
+        self.action_space = gym.spaces.Discrete(2)  # pyright: ignore[reportAttributeAccessIssue]
         self._left = length
 
     def reset(

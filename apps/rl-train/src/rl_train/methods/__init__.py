@@ -75,6 +75,63 @@ METHODS: dict[str, MethodEntry] = {
         needs=("ot_ilfo", "mrq_drq"),
         attribute="DEMOS_METHOD",
     ),
+    "leo": MethodEntry(
+        "rl_train.methods.leo",
+        "LEO all-goals Q-learning, goal-conditioned PQN/HER/PPO and Dual LEO on Craftax",
+        extra="leo",
+        needs=("leo",),
+    ),
+    "leo-goals": MethodEntry(
+        "rl_train.methods.leo",
+        "list a Craftax goal set (index name, one a line)",
+        extra="leo",
+        needs=("leo",),
+        attribute="GOALS_METHOD",
+    ),
+    "hbs": MethodEntry(
+        "rl_train.methods.hbs",
+        "Hierarchical Behaviour Spaces, SOL-style options and flat PPO on NetHack",
+        extra="hbs",
+        needs=("hbs", "nle"),
+    ),
+    "mbsearch": MethodEntry(
+        "rl_train.methods.mbsearch",
+        "MRS.Q: MPPI search on MR.Q (arms mrsq, mpc, mrq)",
+        extra="mbsearch",
+        needs=("mbsearch", "mrq_drq"),
+    ),
+    "mbsearch-chain": MethodEntry(
+        "rl_train.methods.mbsearch",
+        "the N-chain study: random shooting, CEM and MPPI with a perfect model",
+        extra="mbsearch",
+        needs=("mbsearch", "mrq_drq"),
+        attribute="CHAIN_METHOD",
+    ),
+    "fairbisim": MethodEntry(
+        "rl_train.methods.fairbisim",
+        "the Bisimulator and fairness baselines on lending and college admission",
+        extra="fairbisim",
+        needs=("fairbisim",),
+    ),
+    "marl-lowrank": MethodEntry(
+        "rl_train.methods.marl_lowrank",
+        "offline multi-agent RL with low-interaction-rank critics (TD3+BC, DR-AC)",
+        extra="marl-lowrank",
+        needs=("marl_lowrank",),
+    ),
+    "marl-lowrank-data": MethodEntry(
+        "rl_train.methods.marl_lowrank",
+        "offline multi-agent datasets for marl-lowrank (game, simple-spread)",
+        extra="marl-lowrank",
+        needs=("marl_lowrank",),
+        attribute="DATA_METHOD",
+    ),
+    "gradimbalance": MethodEntry(
+        "rl_train.methods.gradimbalance",
+        "GRPO on a causal LM with per-task gradient-imbalance measurements",
+        extra="gradimbalance",
+        needs=("gradimbalance",),
+    ),
     # Developer subcommand: the runtime's test agent (linear Q-learning), see rl_train.testing.
     "tiny-q": MethodEntry("rl_train.testing", "linear Q-learning on a small chain", hidden=True),
 }

@@ -1,0 +1,7 @@
+"""Shared settings and helpers of the gradimbalance tests."""
+
+from __future__ import annotations
+
+import torch
+
+torch.set_num_threads(1)
