@@ -85,7 +85,7 @@ def nle_random_rate(num_envs: int, seconds: float, seed: int) -> float:
     return rate
 
 
-def loop_rate(algo: str, steps: int, seed: int) -> float:
+def loop_rate(algo: str, steps: int, seed: int, num_envs: int) -> float:
     """Env steps per second of the whole training loop (the preset, ``steps`` long)."""
     from hbs.agent import HBSAgent
     from hbs.envs import NLEVecEnv, ObsLayout
@@ -93,7 +93,7 @@ def loop_rate(algo: str, steps: int, seed: int) -> float:
     from rl_runtime.run import open_run
     from rl_train.methods.hbs import METHOD
 
-    base = METHOD.parse(["--algo", algo])
+    base = METHOD.parse(["--algo", algo, "--agent.ppo.num-envs", str(num_envs)])
     with tempfile.TemporaryDirectory() as tmp:
         cfg = dataclasses.replace(
             base,
@@ -160,10 +160,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=32_768, help="steps per loop measurement")
     parser.add_argument("--limit-seconds", type=float, default=15.0)
     parser.add_argument("--algos", nargs="+", default=["hbs", "options", "flat"])
+    parser.add_argument("--num-envs", type=int, default=32, help="N (the preset's is 32)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/hbs_speed.json"))
     args = parser.parse_args()
     torch.set_num_threads(THREADS)
-    num_envs = 32  # the preset's N
+    num_envs = args.num_envs
     load_start = os.getloadavg()
     limits: list[float] = []
     loops: dict[str, list[float]] = {a: [] for a in args.algos}
@@ -173,7 +174,7 @@ def main() -> None:
         limits.append(limit)
         print(f"[{rep}] NLE random actions, N={num_envs}: {limit:.0f} steps/s", flush=True)
         for algo in args.algos:
-            rate = loop_rate(algo, args.steps, seed=rep)
+            rate = loop_rate(algo, args.steps, seed=rep, num_envs=num_envs)
             loops[algo].append(rate)
             ratios[algo].append(rate / limit)
             print(f"[{rep}] loop {algo}: {rate:.0f} steps/s ({rate / limit:.2f} of the limit)",
